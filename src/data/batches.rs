@@ -1,0 +1,194 @@
+//! Preprocessing and mini-batches.
+//!
+//! Pixels p ∈ {0..255} become x = p/255 (`unit`) or x = (p/255 − 0.1307)/0.3081
+//! (`standard`, torchvision's MNIST normalisation: the training set's mean and
+//! standard deviation). Each epoch visits the samples in a fresh order from the
+//! project's seeded PRNG; batches are gathered into buffers sized once.
+
+use super::mnist::{CLASSES, PIXELS, RawSplit};
+use crate::rng::Rng;
+
+/// Mean of MNIST's training pixels after scaling to [0, 1].
+pub const MNIST_MEAN: f32 = 0.1307;
+/// Standard deviation of MNIST's training pixels after scaling to [0, 1].
+pub const MNIST_STD: f32 = 0.3081;
+
+/// Input normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Normalize {
+    /// (p/255 − 0.1307) / 0.3081
+    Standard,
+    /// p/255
+    Unit,
+}
+
+impl Normalize {
+    /// (mean, std) subtracted and divided after scaling to [0, 1].
+    pub fn constants(self) -> (f32, f32) {
+        match self {
+            Normalize::Standard => (MNIST_MEAN, MNIST_STD),
+            Normalize::Unit => (0.0, 1.0),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Normalize::Standard => "standard",
+            Normalize::Unit => "unit",
+        }
+    }
+
+    /// Lookup table from pixel value to input value.
+    pub fn table(self) -> [f32; 256] {
+        let (mean, std) = self.constants();
+        std::array::from_fn(|p| (p as f32 / 255.0 - mean) / std)
+    }
+}
+
+/// A split ready for training: normalised inputs and labels.
+#[derive(Clone, Debug)]
+pub struct Samples {
+    /// `len × dim` inputs, row-major.
+    pub x: Vec<f32>,
+    pub y: Vec<u8>,
+    pub dim: usize,
+}
+
+impl Samples {
+    pub fn from_raw(raw: &RawSplit, normalize: Normalize) -> Self {
+        let table = normalize.table();
+        Samples {
+            x: raw.pixels.iter().map(|&p| table[p as usize]).collect(),
+            y: raw.labels.clone(),
+            dim: PIXELS,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Input row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.x[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Number of samples of each class.
+    pub fn class_counts(&self) -> [usize; CLASSES] {
+        let mut counts = [0; CLASSES];
+        for &l in &self.y {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+}
+
+/// The order in which an epoch visits the samples, cut into mini-batches.
+/// The last batch holds the remainder when the batch size does not divide the
+/// number of samples.
+#[derive(Clone, Debug)]
+pub struct Batches {
+    order: Vec<u32>,
+    batch_size: usize,
+}
+
+impl Batches {
+    /// Sequential order over `n` samples.
+    pub fn new(n: usize, batch_size: usize) -> Self {
+        assert!(batch_size > 0, "batch size must be positive");
+        Batches {
+            order: (0..n as u32).collect(),
+            batch_size,
+        }
+    }
+
+    /// Draws a fresh order for the next epoch (Fisher–Yates).
+    pub fn shuffle(&mut self, rng: &mut Rng) {
+        rng.shuffle(&mut self.order);
+    }
+
+    pub fn count(&self) -> usize {
+        self.order.len().div_ceil(self.batch_size)
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Sample indices of batch `b`.
+    pub fn indices(&self, b: usize) -> &[u32] {
+        let start = b * self.batch_size;
+        let end = (start + self.batch_size).min(self.order.len());
+        &self.order[start..end]
+    }
+}
+
+/// Copies the rows `indices` of `data` into `x` and their labels into `y`
+/// (buffers at least `indices.len()` rows long); returns the batch size.
+pub fn gather(data: &Samples, indices: &[u32], x: &mut [f32], y: &mut [u8]) -> usize {
+    let d = data.dim;
+    for (k, &i) in indices.iter().enumerate() {
+        x[k * d..(k + 1) * d].copy_from_slice(data.row(i as usize));
+        y[k] = data.y[i as usize];
+    }
+    indices.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_constants() {
+        let s = Normalize::Standard.table();
+        assert!((s[0] - (-0.1307 / 0.3081)).abs() < 1e-6);
+        assert!((s[255] - (1.0 - 0.1307) / 0.3081).abs() < 1e-6);
+        let u = Normalize::Unit.table();
+        assert_eq!(u[0], 0.0);
+        assert_eq!(u[255], 1.0);
+    }
+
+    #[test]
+    fn batches_cover_every_sample_once_with_partial_last() {
+        let mut b = Batches::new(10, 4);
+        assert_eq!(b.count(), 3);
+        b.shuffle(&mut Rng::new(3, 0));
+        let sizes: Vec<usize> = (0..b.count()).map(|i| b.indices(i).len()).collect();
+        assert_eq!(sizes, vec![4, 4, 2]);
+        let mut seen: Vec<u32> = (0..b.count()).flat_map(|i| b.indices(i).to_vec()).collect();
+        seen.sort();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn shuffles_are_seeded_and_differ_between_epochs() {
+        let mut a = Batches::new(100, 10);
+        let mut b = Batches::new(100, 10);
+        let (mut ra, mut rb) = (Rng::new(5, 1), Rng::new(5, 1));
+        a.shuffle(&mut ra);
+        b.shuffle(&mut rb);
+        assert_eq!(a.indices(0), b.indices(0));
+        let first = a.indices(0).to_vec();
+        a.shuffle(&mut ra);
+        assert_ne!(a.indices(0), &first[..]);
+    }
+
+    #[test]
+    fn gather_copies_rows_and_labels() {
+        let data = Samples {
+            x: (0..12).map(|v| v as f32).collect(),
+            y: vec![7, 8, 9],
+            dim: 4,
+        };
+        let mut x = vec![0.0; 8];
+        let mut y = vec![0; 2];
+        assert_eq!(gather(&data, &[2, 0], &mut x, &mut y), 2);
+        assert_eq!(x, vec![8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(y, vec![9, 7]);
+    }
+}

@@ -1,0 +1,60 @@
+//! Finite-difference gradient checking in f64.
+//!
+//! The analytic gradient g of a scalar function f is compared with the central
+//! difference (f(θ + εeᵢ) − f(θ − εeᵢ)) / 2ε for every coordinate i.
+//! The relative error of a pair is |g − n| / max(|g| + |n|, [`SCALE_FLOOR`]·maxⱼ|nⱼ|, [`FLOOR`]):
+//! relative to the pair itself, except that coordinates far smaller than the
+//! tensor's largest gradient are measured against that scale (their finite
+//! differences carry the same absolute noise, ~1e-10, as the rest).
+
+use crate::linalg::Scalar;
+use crate::rng::Rng;
+
+/// Step of the central difference. With f64, truncation error is O(ε²·f‴) ≈ 1e-10
+/// and cancellation error is O(|f|·δ/ε) ≈ |f|·1e-16/1e-5 = |f|·1e-11.
+pub const EPSILON: f64 = 1e-5;
+
+/// Relative errors are measured against max(|g| + |n|, FLOOR), so that
+/// coordinates whose true gradient is ~0 do not divide by ~0.
+pub const FLOOR: f64 = 1e-7;
+
+/// Coordinates are compared at no finer scale than this fraction of the tensor's
+/// largest numeric gradient.
+pub const SCALE_FLOOR: f64 = 1e-3;
+
+/// Pass threshold for max relative error. Correct gradients measure ~1e-9 or
+/// below in f64 (errors above are O(1e-10)/|g|); any real mistake (missing
+/// factor, wrong sign, wrong index) gives errors of order 1e-2 to 1.
+pub const TOLERANCE: f64 = 1e-6;
+
+/// Central-difference gradient of `f` at `theta`.
+pub fn numeric_gradient(theta: &[f64], mut f: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
+    let mut x = theta.to_vec();
+    (0..x.len())
+        .map(|i| {
+            let orig = x[i];
+            x[i] = orig + EPSILON;
+            let plus = f(&x);
+            x[i] = orig - EPSILON;
+            let minus = f(&x);
+            x[i] = orig;
+            (plus - minus) / (2.0 * EPSILON)
+        })
+        .collect()
+}
+
+/// maxᵢ |aᵢ − nᵢ| / max(|aᵢ| + |nᵢ|, SCALE_FLOOR·maxⱼ|nⱼ|, FLOOR)
+pub fn max_relative_error(analytic: &[f64], numeric: &[f64]) -> f64 {
+    assert_eq!(analytic.len(), numeric.len());
+    let scale = numeric.iter().fold(0.0f64, |m, n| m.max(n.abs())) * SCALE_FLOOR;
+    analytic
+        .iter()
+        .zip(numeric)
+        .map(|(a, n)| (a - n).abs() / (a.abs() + n.abs()).max(scale).max(FLOOR))
+        .fold(0.0, f64::max)
+}
+
+/// N(0, 1) values.
+pub fn random_vec<T: Scalar>(n: usize, rng: &mut Rng) -> Vec<T> {
+    (0..n).map(|_| T::of(rng.normal())).collect()
+}

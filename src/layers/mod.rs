@@ -1,0 +1,7 @@
+//! Layers: each file holds one layer's forward and backward pass side by side,
+//! with the maths and tensor shapes in its module documentation.
+
+pub mod dense;
+pub mod relu;
+pub mod sigmoid;
+pub mod softmax_ce;

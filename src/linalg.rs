@@ -1,0 +1,273 @@
+//! Matrix products. Every product in the crate goes through this module.
+//!
+//! All matrices are row-major slices. The three variants the layers need:
+//!
+//! ```text
+//! matmul       C[m,n] = β·C + A[m,k] · B[k,n]
+//! matmul_at_b  C[m,n] = β·C + A[k,m]ᵀ · B[k,n]
+//! matmul_a_bt  C[m,n] = β·C + A[m,k] · B[n,k]ᵀ
+//! ```
+//!
+//! The kernel is `matrixmultiply`'s single-threaded GEMM (the role BLAS plays
+//! for NumPy). Large products are split across the rayon pool by blocks of
+//! rows of C; each element of C is still computed by one thread with the same
+//! summation order, so results do not depend on the number of threads.
+//! [`matmul_naive`] is the reference the tests compare against.
+
+use rayon::prelude::*;
+
+/// Floating-point element type of tensors: f32 for training, f64 for gradient checks.
+pub trait Scalar:
+    num_traits::Float
+    + num_traits::FromPrimitive
+    + std::iter::Sum
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
+    + Default
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// Raw strided GEMM: C = α·A·B + β·C.
+    ///
+    /// # Safety
+    /// The pointers and strides must describe valid, non-overlapping m×k, k×n
+    /// and m×n matrices.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+    );
+
+    fn of(v: f64) -> Self {
+        Self::from_f64(v).expect("representable")
+    }
+}
+
+impl Scalar for f32 {
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        rsa: isize,
+        csa: isize,
+        b: *const f32,
+        rsb: isize,
+        csb: isize,
+        beta: f32,
+        c: *mut f32,
+        rsc: isize,
+    ) {
+        unsafe { matrixmultiply::sgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1) }
+    }
+}
+
+impl Scalar for f64 {
+    unsafe fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f64,
+        rsa: isize,
+        csa: isize,
+        b: *const f64,
+        rsb: isize,
+        csb: isize,
+        beta: f64,
+        c: *mut f64,
+        rsc: isize,
+    ) {
+        unsafe { matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, 1) }
+    }
+}
+
+/// How A is laid out in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// stored as written
+    Normal,
+    /// stored transposed
+    Transposed,
+}
+
+/// Below this many multiply-adds a product runs on the calling thread.
+const PARALLEL_MIN_WORK: usize = 1 << 18;
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_rows<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    la: Layout,
+    b: &[T],
+    lb: Layout,
+    beta: T,
+    c: &mut [T],
+) {
+    assert_eq!(a.len(), m * k, "A has {} elements, expected {m}×{k}", a.len());
+    assert_eq!(b.len(), k * n, "B has {} elements, expected {k}×{n}", b.len());
+    assert_eq!(c.len(), m * n, "C has {} elements, expected {m}×{n}", c.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    // (row stride, column stride) of A as an m×k and of B as a k×n matrix.
+    let (rsa, csa) = match la {
+        Layout::Normal => (k as isize, 1),
+        Layout::Transposed => (1, m as isize),
+    };
+    let (rsb, csb) = match lb {
+        Layout::Normal => (n as isize, 1),
+        Layout::Transposed => (1, k as isize),
+    };
+    let threads = rayon::current_num_threads();
+    let blocks = if m * n * k < PARALLEL_MIN_WORK || threads == 1 {
+        1
+    } else {
+        threads.min(m)
+    };
+    let rows_per = m.div_ceil(blocks);
+    let run = |(i, c_block): (usize, &mut [T])| {
+        let r0 = i * rows_per;
+        let rows = c_block.len() / n;
+        let a_off = r0 as isize * rsa;
+        // SAFETY: rows r0..r0+rows of A (offset a_off) lie inside `a`, B is whole,
+        // and c_block is exactly rows×n of C with row stride n.
+        unsafe {
+            T::gemm(
+                rows,
+                k,
+                n,
+                a.as_ptr().offset(a_off),
+                rsa,
+                csa,
+                b.as_ptr(),
+                rsb,
+                csb,
+                beta,
+                c_block.as_mut_ptr(),
+                n as isize,
+            )
+        }
+    };
+    if blocks == 1 {
+        run((0, c));
+    } else {
+        c.par_chunks_mut(rows_per * n).enumerate().for_each(run);
+    }
+}
+
+/// C[m,n] = β·C + A[m,k]·B[k,n]
+pub fn matmul<T: Scalar>(m: usize, k: usize, n: usize, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+    gemm_rows(m, k, n, a, Layout::Normal, b, Layout::Normal, beta, c);
+}
+
+/// C[m,n] = β·C + A[k,m]ᵀ·B[k,n]  (A is stored k×m)
+pub fn matmul_at_b<T: Scalar>(m: usize, k: usize, n: usize, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+    gemm_rows(m, k, n, a, Layout::Transposed, b, Layout::Normal, beta, c);
+}
+
+/// C[m,n] = β·C + A[m,k]·B[n,k]ᵀ  (B is stored n×k)
+pub fn matmul_a_bt<T: Scalar>(m: usize, k: usize, n: usize, a: &[T], b: &[T], beta: T, c: &mut [T]) {
+    gemm_rows(m, k, n, a, Layout::Normal, b, Layout::Transposed, beta, c);
+}
+
+/// Reference: C[i,j] = β·C[i,j] + Σ_p A(i,p)·B(p,j) with `at`/`bt` saying
+/// whether A / B are stored transposed. Triple loop, no blocking.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_naive<T: Scalar>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    at: bool,
+    b: &[T],
+    bt: bool,
+    beta: T,
+    c: &mut [T],
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = T::zero();
+            for p in 0..k {
+                let av = if at { a[p * m + i] } else { a[i * k + p] };
+                let bv = if bt { b[j * k + p] } else { b[p * n + j] };
+                s += av * bv;
+            }
+            c[i * n + j] = if beta == T::zero() {
+                s
+            } else {
+                beta * c[i * n + j] + s
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn random(n: usize, rng: &mut Rng) -> Vec<f32> {
+        (0..n).map(|_| rng.normal() as f32).collect()
+    }
+
+    fn close(a: &[f32], b: &[f32], k: usize) {
+        // f32 sums of k products of N(0,1) values: rounding error grows like √k·ε·|terms|.
+        let tol = 1e-5 * (k as f32).sqrt() * 4.0;
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn all_variants_match_naive_on_odd_and_parallel_shapes() {
+        let mut rng = Rng::new(11, 0);
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 33, 9), (128, 784, 64), (200, 64, 130)] {
+            let a = random(m * k, &mut rng);
+            let b = random(k * n, &mut rng);
+            let c0 = random(m * n, &mut rng);
+            for (at, bt) in [(false, false), (true, false), (false, true)] {
+                for beta in [0.0f32, 1.0] {
+                    let mut want = c0.clone();
+                    matmul_naive(m, k, n, &a, at, &b, bt, beta, &mut want);
+                    let mut got = c0.clone();
+                    match (at, bt) {
+                        (false, false) => matmul(m, k, n, &a, &b, beta, &mut got),
+                        (true, false) => matmul_at_b(m, k, n, &a, &b, beta, &mut got),
+                        _ => matmul_a_bt(m, k, n, &a, &b, beta, &mut got),
+                    }
+                    close(&got, &want, k);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn result_does_not_depend_on_thread_count() {
+        let mut rng = Rng::new(12, 0);
+        let (m, k, n) = (256, 300, 200);
+        let a = random(m * k, &mut rng);
+        let b = random(k * n, &mut rng);
+        let mut one = vec![0.0; m * n];
+        let mut two = vec![0.0; m * n];
+        let p1 = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let p3 = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        p1.install(|| matmul(m, k, n, &a, &b, 0.0, &mut one));
+        p3.install(|| matmul(m, k, n, &a, &b, 0.0, &mut two));
+        assert_eq!(one, two);
+    }
+}

@@ -1,0 +1,200 @@
+//! The report's multilayer perceptron (section 2.1): D → H (sigmoid) → C (softmax).
+//!
+//! ```text
+//! forward                                   shapes
+//!   z₁ = x·W₁ᵀ + b₁                         x [B,D], W₁ [H,D], b₁ [H], z₁ [B,H]
+//!   h  = σ(z₁)                              h [B,H]
+//!   z₂ = h·W₂ᵀ + b₂                         W₂ [C,H], b₂ [C], z₂ [B,C]
+//!   ŷ  = softmax(z₂)                        (in the loss, layers::softmax_ce)
+//! backward (δ₂ = ∂L/∂z₂ = ŷ − y, scaled by the reduction)
+//!   ∂L/∂W₂ = δ₂ᵀ·h,  ∂L/∂b₂ = Σ_b δ₂         layers::dense::backward
+//!   ∂L/∂h  = δ₂·W₂
+//!   δ₁ = ∂L/∂z₁ = ∂L/∂h ⊙ h ⊙ (1 − h)        layers::sigmoid::backward
+//!   ∂L/∂W₁ = δ₁ᵀ·x,  ∂L/∂b₁ = Σ_b δ₁
+//! ```
+//! Weights are stored `[out, in]` as in PyTorch's `nn.Linear`, i.e. W₁ here is
+//! the report's `weights1` transposed. Parameter order in the flat buffer:
+//! `hidden.weight`, `hidden.bias`, `output.weight`, `output.bias`.
+
+use super::Network;
+use crate::init::{Init, fill};
+use crate::layers::{dense, sigmoid};
+use crate::linalg::Scalar;
+use crate::params::{Layout, TensorSpec, split, split_mut};
+use crate::rng::Rng;
+
+/// Sizes and initialisation of an MLP.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mlp {
+    pub input: usize,
+    pub hidden: usize,
+    pub classes: usize,
+    pub init: Init,
+    /// σ of the `normal` initialisation.
+    pub init_std: f64,
+}
+
+/// Activations of one batch: h = σ(z₁), logits z₂, and ∂L/∂h.
+pub struct MlpWorkspace<T> {
+    h: Vec<T>,
+    logits: Vec<T>,
+    d_h: Vec<T>,
+}
+
+impl Mlp {
+    fn lens(&self) -> [usize; 4] {
+        let (d, h, c) = (self.input, self.hidden, self.classes);
+        [h * d, h, c * h, c]
+    }
+}
+
+impl<T: Scalar> Network<T> for Mlp {
+    type Workspace = MlpWorkspace<T>;
+
+    fn layout(&self) -> Layout {
+        let (d, h, c) = (self.input, self.hidden, self.classes);
+        Layout {
+            tensors: vec![
+                TensorSpec::new("hidden.weight", &[h, d]),
+                TensorSpec::new("hidden.bias", &[h]),
+                TensorSpec::new("output.weight", &[c, h]),
+                TensorSpec::new("output.bias", &[c]),
+            ],
+        }
+    }
+
+    fn input_dim(&self) -> usize {
+        self.input
+    }
+
+    fn classes(&self) -> usize {
+        self.classes
+    }
+
+    fn workspace(&self, max_batch: usize) -> MlpWorkspace<T> {
+        MlpWorkspace {
+            h: vec![T::zero(); max_batch * self.hidden],
+            logits: vec![T::zero(); max_batch * self.classes],
+            d_h: vec![T::zero(); max_batch * self.hidden],
+        }
+    }
+
+    fn init(&self, params: &mut [T], rng: &mut Rng) {
+        let [w1, b1, w2, b2] = split_mut(params, self.lens());
+        fill(w1, self.init, self.init_std, self.input, self.hidden, rng);
+        fill(w2, self.init, self.init_std, self.hidden, self.classes, rng);
+        b1.fill(T::zero());
+        b2.fill(T::zero());
+    }
+
+    fn forward<'w>(&self, params: &[T], x: &[T], batch: usize, ws: &'w mut MlpWorkspace<T>) -> &'w [T] {
+        let [w1, b1, w2, b2] = split(params, self.lens());
+        let h = &mut ws.h[..batch * self.hidden];
+        let logits = &mut ws.logits[..batch * self.classes];
+        dense::forward(batch, &x[..batch * self.input], w1, b1, h);
+        sigmoid::forward(h);
+        dense::forward(batch, h, w2, b2, logits);
+        logits
+    }
+
+    fn backward(
+        &self,
+        params: &[T],
+        x: &[T],
+        batch: usize,
+        d_logits: &[T],
+        ws: &mut MlpWorkspace<T>,
+        grads: &mut [T],
+    ) {
+        let [w1, _, w2, _] = split(params, self.lens());
+        let [d_w1, d_b1, d_w2, d_b2] = split_mut(grads, self.lens());
+        let h = &ws.h[..batch * self.hidden];
+        let d_h = &mut ws.d_h[..batch * self.hidden];
+        dense::backward(batch, h, w2, d_logits, Some(&mut *d_h), d_w2, d_b2);
+        sigmoid::backward(h, d_h);
+        dense::backward(batch, &x[..batch * self.input], w1, d_h, None, d_w1, d_b1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{TOLERANCE, max_relative_error, numeric_gradient, random_vec};
+    use crate::layers::softmax_ce::{Reduction, forward_backward, score};
+
+    fn tiny() -> Mlp {
+        Mlp {
+            input: 6,
+            hidden: 4,
+            classes: 10,
+            init: Init::Normal,
+            init_std: 0.5,
+        }
+    }
+
+    #[test]
+    fn whole_mlp_gradient_matches_finite_differences() {
+        let net = tiny();
+        let mut rng = Rng::new(5, 0);
+        let batch = 3;
+        let x: Vec<f64> = random_vec(batch * net.input, &mut rng);
+        let labels = [1u8, 7, 7];
+        let mut params = vec![0.0f64; Network::<f64>::layout(&net).len()];
+        net.init(&mut params, &mut rng);
+        // Non-zero biases so that their gradients are exercised at a generic point.
+        let n = params.len();
+        params[n - 10..].iter_mut().for_each(|v| *v = rng.normal() * 0.3);
+        for reduction in [Reduction::Sum, Reduction::Mean] {
+            let div = if reduction == Reduction::Mean {
+                batch as f64
+            } else {
+                1.0
+            };
+            let mut ws = net.workspace(batch);
+            let loss = |p: &[f64]| {
+                let mut ws = net.workspace(batch);
+                score(net.forward(p, &x, batch, &mut ws), &labels).loss_sum / div
+            };
+            let logits = net.forward(&params, &x, batch, &mut ws).to_vec();
+            let mut d_logits = vec![0.0; logits.len()];
+            forward_backward(&logits, &labels, reduction, &mut d_logits);
+            let mut grads = vec![0.0; params.len()];
+            net.backward(&params, &x, batch, &d_logits, &mut ws, &mut grads);
+            let numeric = numeric_gradient(&params, loss);
+            for (spec, r) in Network::<f64>::layout(&net).ranges() {
+                let err = max_relative_error(&grads[r.clone()], &numeric[r]);
+                assert!(err < TOLERANCE, "{} max relative error {err:e}", spec.name);
+            }
+        }
+    }
+
+    /// Golden forward/backward: input 2, hidden 1, classes 2, all weights 0.5, biases 0,
+    /// x = [1, 1], label 0. By hand: z₁ = 1, h = σ(1) = 0.7310585786300049,
+    /// z₂ = [0.36552928931500245; 2], ŷ = [0.5, 0.5], L = ln 2,
+    /// δ₂ = [−0.5, 0.5], ∂L/∂W₂ = δ₂·h = [−0.36552928931500245, 0.36552928931500245],
+    /// ∂L/∂h = 0.5·(−0.5) + 0.5·0.5 = 0, so ∂L/∂W₁ = ∂L/∂b₁ = 0.
+    #[test]
+    fn golden_tiny_forward_backward() {
+        let net = Mlp {
+            input: 2,
+            hidden: 1,
+            classes: 2,
+            init: Init::Normal,
+            init_std: 0.0,
+        };
+        let params = [0.5f64, 0.5, 0.0, 0.5, 0.5, 0.0, 0.0];
+        let mut ws = net.workspace(1);
+        let logits = net.forward(&params, &[1.0, 1.0], 1, &mut ws).to_vec();
+        let h = 0.731_058_578_630_004_9;
+        assert!((logits[0] - 0.5 * h).abs() < 1e-15 && (logits[1] - 0.5 * h).abs() < 1e-15);
+        let mut d = [0.0; 2];
+        let s = forward_backward(&logits, &[0], Reduction::Sum, &mut d);
+        assert!((s.loss_sum - 2f64.ln()).abs() < 1e-15);
+        let mut grads = [9.0; 7];
+        net.backward(&params, &[1.0, 1.0], 1, &d, &mut ws, &mut grads);
+        let want = [0.0, 0.0, 0.0, -0.5 * h, 0.5 * h, -0.5, 0.5];
+        for (g, w) in grads.iter().zip(want) {
+            assert!((g - w).abs() < 1e-15, "{grads:?}");
+        }
+    }
+}

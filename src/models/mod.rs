@@ -1,0 +1,96 @@
+//! The networks. Each model is a small struct of sizes; its parameters live in
+//! a flat buffer described by its [`Layout`](crate::params::Layout), and its
+//! activations in a workspace sized once for the largest batch.
+
+pub mod mlp;
+
+use crate::linalg::Scalar;
+use crate::params::Layout;
+use crate::rng::Rng;
+
+pub use mlp::Mlp;
+
+/// A network that maps a batch of inputs to logits and back-propagates.
+pub trait Network<T: Scalar>: Sync {
+    /// Buffers for activations and their gradients, sized for a maximum batch.
+    type Workspace: Send;
+
+    fn layout(&self) -> Layout;
+    fn input_dim(&self) -> usize;
+    fn classes(&self) -> usize;
+    fn workspace(&self, max_batch: usize) -> Self::Workspace;
+
+    /// Fills `params` with a fresh seeded initialisation.
+    fn init(&self, params: &mut [T], rng: &mut Rng);
+
+    /// Logits `[batch, classes]` of `x` `[batch, input_dim]`; keeps in `ws` what
+    /// backward needs.
+    fn forward<'w>(&self, params: &[T], x: &[T], batch: usize, ws: &'w mut Self::Workspace) -> &'w [T];
+
+    /// Given ∂L/∂logits, writes ∂L/∂params into `grads` (same layout as `params`).
+    /// Must follow a `forward` on the same `x` and `ws`.
+    fn backward(
+        &self,
+        params: &[T],
+        x: &[T],
+        batch: usize,
+        d_logits: &[T],
+        ws: &mut Self::Workspace,
+        grads: &mut [T],
+    );
+}
+
+/// What a checkpoint needs to rebuild a model: its kind and sizes.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ModelSpec {
+    /// 784 → hidden (sigmoid) → 10
+    Mlp {
+        input: usize,
+        hidden: usize,
+        classes: usize,
+    },
+}
+
+impl ModelSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelSpec::Mlp { .. } => "mlp",
+        }
+    }
+
+    /// The parameter layout of this model.
+    pub fn layout(&self) -> Layout {
+        match *self {
+            ModelSpec::Mlp { .. } => Network::<f32>::layout(&self.mlp().expect("mlp")),
+        }
+    }
+
+    /// The MLP this spec describes (its initialisation fields are unused).
+    pub fn mlp(&self) -> Option<Mlp> {
+        match *self {
+            ModelSpec::Mlp {
+                input,
+                hidden,
+                classes,
+            } => Some(Mlp {
+                input,
+                hidden,
+                classes,
+                init: crate::init::Init::Normal,
+                init_std: 0.01,
+            }),
+        }
+    }
+
+    /// A one-line description: "mlp 784-256-10".
+    pub fn describe(&self) -> String {
+        match *self {
+            ModelSpec::Mlp {
+                input,
+                hidden,
+                classes,
+            } => format!("mlp {input}-{hidden}-{classes} (sigmoid hidden layer)"),
+        }
+    }
+}
