@@ -58,3 +58,53 @@ pub fn max_relative_error(analytic: &[f64], numeric: &[f64]) -> f64 {
 pub fn random_vec<T: Scalar>(n: usize, rng: &mut Rng) -> Vec<T> {
     (0..n).map(|_| T::of(rng.normal())).collect()
 }
+
+/// Checks every parameter gradient of `net` on a random batch: returns, per
+/// tensor of its layout, the name and the max relative error between the
+/// back-propagated gradient of the softmax cross-entropy loss and its central
+/// finite difference. Biases are set to random values so they are exercised
+/// away from zero.
+pub fn check_network<N: crate::models::Network<f64>>(
+    net: &N,
+    batch: usize,
+    reduction: crate::layers::softmax_ce::Reduction,
+    seed: u64,
+) -> Vec<(String, f64)> {
+    use crate::layers::softmax_ce::{Reduction, forward_backward, score};
+    let mut rng = Rng::new(seed, 0);
+    let x: Vec<f64> = random_vec(batch * net.input_dim(), &mut rng);
+    let labels: Vec<u8> = (0..batch)
+        .map(|_| rng.below(net.classes() as u64) as u8)
+        .collect();
+    let layout = net.layout();
+    let mut params = vec![0.0f64; layout.len()];
+    net.init(&mut params, &mut rng);
+    for (spec, r) in layout.ranges() {
+        if spec.shape.len() == 1 {
+            params[r].iter_mut().for_each(|v| *v = 0.3 * rng.normal());
+        }
+    }
+    let div = match reduction {
+        Reduction::Sum => 1.0,
+        Reduction::Mean => batch as f64,
+    };
+    let mut ws = net.workspace(batch);
+    let logits = net.forward(&params, &x, batch, &mut ws).to_vec();
+    let mut d_logits = vec![0.0; logits.len()];
+    forward_backward(&logits, &labels, reduction, &mut d_logits);
+    let mut grads = vec![0.0; params.len()];
+    net.backward(&params, &x, batch, &d_logits, &mut ws, &mut grads);
+    let mut ws2 = net.workspace(batch);
+    let numeric = numeric_gradient(&params, |p| {
+        score(net.forward(p, &x, batch, &mut ws2), &labels).loss_sum / div
+    });
+    layout
+        .ranges()
+        .map(|(spec, r)| {
+            (
+                spec.name.clone(),
+                max_relative_error(&grads[r.clone()], &numeric[r]),
+            )
+        })
+        .collect()
+}

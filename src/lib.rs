@@ -25,4 +25,5 @@ pub mod models;
 pub mod optim;
 pub mod params;
 pub mod rng;
+pub mod run;
 pub mod train;

@@ -119,8 +119,8 @@ impl<T: Scalar> Network<T> for Mlp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{TOLERANCE, max_relative_error, numeric_gradient, random_vec};
-    use crate::layers::softmax_ce::{Reduction, forward_backward, score};
+    use crate::gradcheck::{TOLERANCE, check_network};
+    use crate::layers::softmax_ce::{Reduction, forward_backward};
 
     fn tiny() -> Mlp {
         Mlp {
@@ -134,36 +134,12 @@ mod tests {
 
     #[test]
     fn whole_mlp_gradient_matches_finite_differences() {
-        let net = tiny();
-        let mut rng = Rng::new(5, 0);
-        let batch = 3;
-        let x: Vec<f64> = random_vec(batch * net.input, &mut rng);
-        let labels = [1u8, 7, 7];
-        let mut params = vec![0.0f64; Network::<f64>::layout(&net).len()];
-        net.init(&mut params, &mut rng);
-        // Non-zero biases so that their gradients are exercised at a generic point.
-        let n = params.len();
-        params[n - 10..].iter_mut().for_each(|v| *v = rng.normal() * 0.3);
         for reduction in [Reduction::Sum, Reduction::Mean] {
-            let div = if reduction == Reduction::Mean {
-                batch as f64
-            } else {
-                1.0
-            };
-            let mut ws = net.workspace(batch);
-            let loss = |p: &[f64]| {
-                let mut ws = net.workspace(batch);
-                score(net.forward(p, &x, batch, &mut ws), &labels).loss_sum / div
-            };
-            let logits = net.forward(&params, &x, batch, &mut ws).to_vec();
-            let mut d_logits = vec![0.0; logits.len()];
-            forward_backward(&logits, &labels, reduction, &mut d_logits);
-            let mut grads = vec![0.0; params.len()];
-            net.backward(&params, &x, batch, &d_logits, &mut ws, &mut grads);
-            let numeric = numeric_gradient(&params, loss);
-            for (spec, r) in Network::<f64>::layout(&net).ranges() {
-                let err = max_relative_error(&grads[r.clone()], &numeric[r]);
-                assert!(err < TOLERANCE, "{} max relative error {err:e}", spec.name);
+            for (name, err) in check_network(&tiny(), 3, reduction, 5) {
+                assert!(
+                    err < TOLERANCE,
+                    "{reduction:?} {name}: max relative error {err:e}"
+                );
             }
         }
     }

@@ -1,0 +1,64 @@
+//! `scratchnet eval RUN_OR_MODEL`: test accuracy, per-class accuracy, confusion matrix.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use scratchnet::checkpoint;
+use scratchnet::data::batches::Samples;
+use scratchnet::data::mnist::{Split, load_split};
+use scratchnet::run::MODEL_FILE;
+use scratchnet::train::evaluate_fresh;
+
+use super::DataArgs;
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// A run folder (holding model.safetensors) or a .safetensors file
+    #[arg(value_name = "RUN_OR_MODEL")]
+    model: PathBuf,
+    /// Evaluation batch size
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Worker threads (0: one per core)
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+pub fn run(mut a: EvalArgs) -> Result<()> {
+    super::set_threads(a.threads)?;
+    let path = if a.model.is_dir() {
+        a.model.join(MODEL_FILE)
+    } else {
+        a.model.clone()
+    };
+    if !path.exists() {
+        bail!("{}: no such model file or run folder", path.display());
+    }
+    let ckpt = checkpoint::load(&path)?;
+    a.data.dataset = ckpt.dataset;
+    super::train::ensure_data(&a.data)?;
+    let raw = load_split(&a.data.dir(), ckpt.dataset, Split::Test, a.data.verify())?;
+    let test = Samples::from_raw(&raw, ckpt.normalize);
+    let confusion = match ckpt.spec.mlp() {
+        Some(net) => evaluate_fresh(&net, &ckpt.params, &test, a.batch_size.max(1)),
+        None => bail!("unsupported model kind {}", ckpt.spec.kind()),
+    };
+    println!("model: {} ({})", ckpt.spec.describe(), path.display());
+    println!(
+        "data: {} test set, {} images, normalize {}",
+        ckpt.dataset.display_name(),
+        test.len(),
+        ckpt.normalize.name()
+    );
+    println!("Test Accuracy: {:.4}", confusion.accuracy());
+    let names = ckpt.dataset.class_names();
+    println!("\nper-class accuracy:");
+    for (i, acc) in confusion.per_class_accuracy().iter().enumerate() {
+        println!("  {:>11} {:.4}", names[i], acc);
+    }
+    println!("\nconfusion matrix:\n{}", confusion.table(&names));
+    Ok(())
+}

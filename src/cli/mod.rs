@@ -1,0 +1,104 @@
+//! Subcommands, one file each. Exit codes: 0 success, 1 runtime error,
+//! 2 usage error (reported by clap before any work starts).
+
+mod data;
+mod download;
+mod eval;
+mod gradcheck;
+mod train;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use scratchnet::data::download::MIRRORS_ENV;
+use scratchnet::data::mnist::{Dataset, Verify};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "scratchnet",
+    version,
+    about = "MNIST with an MLP and a CNN written from scratch: manual backpropagation and gradient descent",
+    after_help = "Data: --data-dir DIR, else $SCRATCHNET_DATA_DIR/<dataset>/, else the user cache folder …/scratchnet/<dataset>/."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Download and verify a dataset's four files
+    Download(download::DownloadArgs),
+    /// Summarise a data folder: counts, class histogram, pixel statistics, checksums
+    Data(data::DataSummaryArgs),
+    /// Train a model
+    #[command(subcommand)]
+    Train(train::TrainCommand),
+    /// Evaluate a trained model on the test set
+    Eval(eval::EvalArgs),
+    /// Compare back-propagated gradients with finite differences
+    #[command(subcommand)]
+    Gradcheck(gradcheck::GradcheckCommand),
+}
+
+/// Which data and where it is: shared by every command that reads data.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Dataset
+    #[arg(long, value_enum, default_value_t = Dataset::Mnist)]
+    pub dataset: Dataset,
+    /// Folder holding the dataset's four IDX files (default: $SCRATCHNET_DATA_DIR/<dataset>, else the user cache)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Download the data first if it is missing
+    #[arg(long)]
+    pub download: bool,
+    /// Accept files whose content differs from the official checksums
+    #[arg(long)]
+    pub skip_checksum: bool,
+    /// Download mirror URL prefix, tried in order (repeatable; default: the dataset's official mirrors)
+    #[arg(long = "mirror", value_name = "URL", env = MIRRORS_ENV, value_delimiter = ',')]
+    pub mirrors: Vec<String>,
+}
+
+impl DataArgs {
+    pub fn dir(&self) -> PathBuf {
+        self.dataset.resolve_dir(self.data_dir.as_deref())
+    }
+
+    pub fn verify(&self) -> Verify {
+        if self.skip_checksum {
+            Verify::Skip
+        } else {
+            Verify::Checksum
+        }
+    }
+
+    pub fn mirrors(&self) -> Vec<String> {
+        if self.mirrors.is_empty() {
+            self.dataset.mirrors().iter().map(|s| s.to_string()).collect()
+        } else {
+            self.mirrors.clone()
+        }
+    }
+}
+
+/// Sizes the global thread pool; 0 means one thread per core.
+pub fn set_threads(threads: usize) -> Result<usize> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| anyhow::anyhow!("cannot start the thread pool: {e}"))?;
+    Ok(rayon::current_num_threads())
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Download(a) => download::run(a),
+        Command::Data(a) => data::run(a),
+        Command::Train(c) => train::run(c),
+        Command::Eval(a) => eval::run(a),
+        Command::Gradcheck(c) => gradcheck::run(c),
+    }
+}

@@ -1,0 +1,132 @@
+//! A run folder: `config.json` (the resolved configuration), `history.csv`
+//! (one line per epoch) and `model.safetensors`. Every file is written
+//! atomically; a folder that already holds a finished run is not reused
+//! unless asked.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::atomic::write_atomic;
+use crate::data::batches::Normalize;
+use crate::data::mnist::Dataset;
+use crate::init::Init;
+use crate::models::ModelSpec;
+use crate::train::{EpochRecord, Settings};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const HISTORY_FILE: &str = "history.csv";
+pub const MODEL_FILE: &str = "model.safetensors";
+
+/// Everything that determines a run, as saved in `config.json`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunConfig {
+    pub scratchnet_version: String,
+    pub model: ModelSpec,
+    pub init: Init,
+    pub init_std: f64,
+    pub settings: Settings,
+    pub normalize: Normalize,
+    pub dataset: Dataset,
+    pub data_dir: PathBuf,
+    pub threads: usize,
+    pub command: String,
+}
+
+/// A run's folder.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates `path` (and parents). Refuses a folder holding a finished run
+    /// (a `model.safetensors`) unless `overwrite`.
+    pub fn create(path: &Path, overwrite: bool) -> Result<Self> {
+        let model = path.join(MODEL_FILE);
+        if model.exists() && !overwrite {
+            bail!(
+                "{} already holds a finished run ({} exists); choose another --out or pass --overwrite",
+                path.display(),
+                MODEL_FILE
+            );
+        }
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("{}: cannot create the run folder", path.display()))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn model_path(&self) -> PathBuf {
+        self.path.join(MODEL_FILE)
+    }
+
+    pub fn write_config(&self, config: &RunConfig) -> Result<()> {
+        let json = serde_json::to_string_pretty(config)?;
+        write_atomic(&self.path.join(CONFIG_FILE), format!("{json}\n").as_bytes())
+    }
+
+    pub fn write_history(&self, history: &[EpochRecord]) -> Result<()> {
+        write_atomic(&self.path.join(HISTORY_FILE), history_csv(history).as_bytes())
+    }
+}
+
+/// `epoch,train_loss,train_accuracy,test_accuracy,seconds` lines.
+pub fn history_csv(history: &[EpochRecord]) -> String {
+    let mut out = String::from("epoch,train_loss,train_accuracy,test_accuracy,seconds\n");
+    for r in history {
+        out.push_str(&format!(
+            "{},{:.6},{:.6},{:.6},{:.4}\n",
+            r.epoch, r.train_loss, r.train_accuracy, r.test_accuracy, r.seconds
+        ));
+    }
+    out
+}
+
+/// The current UTC time as `YYYYMMDD-HHMMSS`, for default run-folder names.
+pub fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_finished_run_without_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path(), false).unwrap();
+        std::fs::write(run.model_path(), b"x").unwrap();
+        let e = RunDir::create(dir.path(), false).unwrap_err().to_string();
+        assert!(e.contains("--overwrite"), "{e}");
+        assert!(RunDir::create(dir.path(), true).is_ok());
+    }
+
+    #[test]
+    fn stamp_has_the_expected_shape() {
+        let s = utc_stamp();
+        assert_eq!(s.len(), 15);
+        assert!(s.starts_with("20") && s.as_bytes()[8] == b'-');
+    }
+}
