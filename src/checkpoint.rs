@@ -190,6 +190,34 @@ mod tests {
     }
 
     #[test]
+    fn cnn_round_trip_and_damaged_model_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.safetensors");
+        let spec = ModelSpec::Cnn {
+            side: 28,
+            kernel: 5,
+            filters: 2,
+            conv_bias: true,
+            classes: 10,
+        };
+        let n = spec.layout().len();
+        assert_eq!(n, 2 * 25 + 2 + 10 * 2 * 24 * 24 + 10);
+        let c = Checkpoint {
+            spec,
+            params: (0..n).map(|i| i as f32).collect(),
+            ..sample()
+        };
+        save(&p, &c).unwrap();
+        assert_eq!(load(&p).unwrap(), c);
+        // A damaged model description is reported as such.
+        let bytes = std::fs::read(&p).unwrap();
+        let relabelled = replace(&bytes, br#"\"conv_bias\":true"#, br#"\"conv_bias\":fals"#);
+        std::fs::write(&p, relabelled).unwrap();
+        let e = format!("{:#}", load(&p).unwrap_err());
+        assert!(e.contains("c.safetensors") && e.contains("model"), "{e}");
+    }
+
+    #[test]
     fn round_trip_is_exact() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.safetensors");

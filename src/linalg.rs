@@ -10,7 +10,8 @@
 //!
 //! The kernel is `matrixmultiply`'s single-threaded GEMM (the role BLAS plays
 //! for NumPy). Large products are split across the rayon pool by blocks of
-//! rows of C; each element of C is still computed by one thread with the same
+//! rows of C (unless called from inside a parallel loop, where they stay on
+//! the calling thread); each element of C is still computed by one thread with the same
 //! summation order, so results do not depend on the number of threads.
 //! [`matmul_naive`] is the reference the tests compare against.
 
@@ -134,7 +135,10 @@ fn gemm_rows<T: Scalar>(
         Layout::Transposed => (1, k as isize),
     };
     let threads = rayon::current_num_threads();
-    let blocks = if m * n * k < PARALLEL_MIN_WORK || threads == 1 {
+    // Called from inside a parallel loop (a pool worker), the product stays on
+    // that thread: parallelism is never nested.
+    let nested = rayon::current_thread_index().is_some();
+    let blocks = if m * n * k < PARALLEL_MIN_WORK || threads == 1 || nested {
         1
     } else {
         threads.min(m)

@@ -31,6 +31,10 @@ fn bad_values_are_usage_errors_before_any_work() {
         &["train", "mlp", "--epochs", "0"],
         &["train", "mlp", "--normalize", "fancy"],
         &["train", "nonsense"],
+        &["train", "cnn", "--kernel", "29"],
+        &["train", "cnn", "--kernel", "0"],
+        &["train", "cnn", "--filters", "0"],
+        &["train", "cnn", "--lr", "nan"],
     ] {
         let o = scratchnet(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
@@ -61,13 +65,67 @@ fn missing_data_says_how_to_get_it() {
 
 #[test]
 fn gradcheck_passes() {
-    let o = scratchnet(&["gradcheck", "mlp"]);
-    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    let out = stdout(&o);
-    for t in ["hidden.weight", "hidden.bias", "output.weight", "output.bias"] {
-        assert!(out.contains(t), "{out}");
+    for (args, tensors) in [
+        (
+            &["gradcheck", "mlp"][..],
+            &["hidden.weight", "hidden.bias", "output.weight", "output.bias"][..],
+        ),
+        (
+            &["gradcheck", "cnn", "--conv-bias"],
+            &["conv.weight", "conv.bias", "fc.weight", "fc.bias"],
+        ),
+    ] {
+        let o = scratchnet(args);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        let out = stdout(&o);
+        for t in tensors {
+            assert!(out.contains(t), "{out}");
+        }
+        assert!(out.contains("all gradients match"));
     }
-    assert!(out.contains("all gradients match"));
+}
+
+#[test]
+fn cnn_trains_to_88_percent_in_one_epoch_and_eval_reproduces_it() {
+    let Some(mnist) = common::mnist_dir("cnn_trains_to_88_percent_in_one_epoch_and_eval_reproduces_it")
+    else {
+        return;
+    };
+    let runs = tempfile::tempdir().unwrap();
+    let run = runs.path().join("cnn");
+    let (run_s, data) = (run.to_str().unwrap(), mnist.to_str().unwrap());
+    let o = scratchnet(&[
+        "train",
+        "cnn",
+        "--kernel",
+        "7",
+        "--filters",
+        "1",
+        "--epochs",
+        "1",
+        "--data-dir",
+        data,
+        "--out",
+        run_s,
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("Epoch 1/1, Train Loss: "), "{}", stdout(&o));
+    let trained = test_accuracy(&o);
+    assert!(trained >= 0.88, "test accuracy {trained}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["settings"]["reduction"], "mean");
+    assert_eq!(config["model"]["kind"], "cnn");
+    let ckpt = scratchnet::checkpoint::load(&run.join("model.safetensors")).unwrap();
+    assert_eq!(ckpt.params.len(), 49 + 10 * 22 * 22 + 10);
+    let o = scratchnet(&[
+        "eval",
+        run.join("model.safetensors").to_str().unwrap(),
+        "--data-dir",
+        data,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(test_accuracy(&o), trained);
 }
 
 #[test]

@@ -7,6 +7,7 @@ use clap::Args;
 use scratchnet::checkpoint;
 use scratchnet::data::batches::Samples;
 use scratchnet::data::mnist::{Split, load_split};
+use scratchnet::models::Net;
 use scratchnet::run::MODEL_FILE;
 use scratchnet::train::evaluate_fresh;
 
@@ -42,9 +43,10 @@ pub fn run(mut a: EvalArgs) -> Result<()> {
     super::train::ensure_data(&a.data)?;
     let raw = load_split(&a.data.dir(), ckpt.dataset, Split::Test, a.data.verify())?;
     let test = Samples::from_raw(&raw, ckpt.normalize);
-    let confusion = match ckpt.spec.mlp() {
-        Some(net) => evaluate_fresh(&net, &ckpt.params, &test, a.batch_size.max(1)),
-        None => bail!("unsupported model kind {}", ckpt.spec.kind()),
+    let bs = a.batch_size.max(1);
+    let confusion = match ckpt.spec.build() {
+        Net::Mlp(net) => evaluate_fresh(&net, &ckpt.params, &test, bs),
+        Net::Cnn(net) => evaluate_fresh(&net, &ckpt.params, &test, bs),
     };
     println!("model: {} ({})", ckpt.spec.describe(), path.display());
     println!(

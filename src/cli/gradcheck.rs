@@ -5,12 +5,36 @@ use clap::{Args, Subcommand};
 use scratchnet::gradcheck::{TOLERANCE, check_network};
 use scratchnet::init::Init;
 use scratchnet::layers::softmax_ce::Reduction;
-use scratchnet::models::Mlp;
+use scratchnet::models::{Cnn, Mlp, Network};
 
 #[derive(Subcommand, Debug)]
 pub enum GradcheckCommand {
     /// Check the MLP on small random shapes
     Mlp(MlpCheck),
+    /// Check the CNN on small random shapes
+    Cnn(CnnCheck),
+}
+
+#[derive(Args, Debug)]
+pub struct CnnCheck {
+    /// Image side
+    #[arg(long, default_value_t = 8)]
+    side: usize,
+    /// Kernel side
+    #[arg(long, default_value_t = 3)]
+    kernel: usize,
+    /// Filters
+    #[arg(long, default_value_t = 2)]
+    filters: usize,
+    /// Give the convolution a bias
+    #[arg(long)]
+    conv_bias: bool,
+    /// Batch size
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Seed of the random point
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args, Debug)]
@@ -30,25 +54,48 @@ pub struct MlpCheck {
 }
 
 pub fn run(c: GradcheckCommand) -> Result<()> {
-    let GradcheckCommand::Mlp(a) = c;
-    if a.input == 0 || a.hidden == 0 || a.batch == 0 {
-        bail!("--input, --hidden and --batch must be at least 1");
+    match c {
+        GradcheckCommand::Mlp(a) => {
+            if a.input == 0 || a.hidden == 0 || a.batch == 0 {
+                bail!("--input, --hidden and --batch must be at least 1");
+            }
+            let net = Mlp {
+                input: a.input,
+                hidden: a.hidden,
+                classes: 10,
+                init: Init::Xavier,
+                init_std: 0.0,
+            };
+            println!("MLP {}-{}-10, batch {}", a.input, a.hidden, a.batch);
+            report(&net, a.batch, a.seed)
+        }
+        GradcheckCommand::Cnn(a) => {
+            if a.kernel == 0 || a.kernel > a.side || a.filters == 0 || a.batch == 0 {
+                bail!("need 1 ≤ --kernel ≤ --side, and --filters, --batch at least 1");
+            }
+            let net = Cnn::new(a.side, a.kernel, a.filters, a.conv_bias, 10);
+            println!(
+                "CNN {}×{} input, {} filters {}×{}{}, batch {}",
+                a.side,
+                a.side,
+                a.filters,
+                a.kernel,
+                a.kernel,
+                if a.conv_bias { " with bias" } else { "" },
+                a.batch
+            );
+            report(&net, a.batch, a.seed)
+        }
     }
-    let net = Mlp {
-        input: a.input,
-        hidden: a.hidden,
-        classes: 10,
-        init: Init::Xavier,
-        init_std: 0.0,
-    };
-    println!(
-        "MLP {}-{}-10, batch {}, f64, central differences; pass if max relative error < {TOLERANCE:e}",
-        a.input, a.hidden, a.batch
-    );
+}
+
+/// Prints the max relative error per tensor for both reductions; fails if any is too large.
+fn report<N: Network<f64>>(net: &N, batch: usize, seed: u64) -> Result<()> {
+    println!("f64, central differences; pass if max relative error < {TOLERANCE:e}");
     let mut failed = false;
     for reduction in [Reduction::Sum, Reduction::Mean] {
         println!("loss reduction {}:", reduction.name());
-        for (name, err) in check_network(&net, a.batch, reduction, a.seed) {
+        for (name, err) in check_network(net, batch, reduction, seed) {
             let ok = err < TOLERANCE;
             failed |= !ok;
             println!(

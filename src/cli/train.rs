@@ -8,10 +8,10 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use scratchnet::checkpoint::{self, Checkpoint};
 use scratchnet::data::batches::{Normalize, Samples};
-use scratchnet::data::mnist::{FileKind, Split, load_split, locate, require};
+use scratchnet::data::mnist::{CLASSES, FileKind, PIXELS, SIDE, Split, load_split, locate, require};
 use scratchnet::init::Init;
 use scratchnet::layers::softmax_ce::Reduction;
-use scratchnet::models::{Mlp, ModelSpec, Network};
+use scratchnet::models::{Cnn, Mlp, ModelSpec, Network};
 use scratchnet::run::{RunConfig, RunDir, utc_stamp};
 use scratchnet::train::{self, EpochRecord, Progress, Settings};
 
@@ -21,7 +21,39 @@ use super::DataArgs;
 pub enum TrainCommand {
     /// The report's MLP: 784 → hidden (sigmoid) → 10 (softmax)
     Mlp(MlpArgs),
+    /// The report's CNN: conv (F filters K×K) → ReLU → flatten → 10 (softmax)
+    Cnn(CnnArgs),
 }
+
+#[derive(Args, Debug)]
+pub struct CnnArgs {
+    /// Kernel side K (the convolution is valid, stride 1: output (29−K)×(29−K))
+    #[arg(long, default_value_t = 7, value_parser = kernel_size)]
+    kernel: usize,
+    /// Number of filters F (the report's "one kernel" is 1)
+    #[arg(long, default_value_t = 1, value_parser = positive)]
+    filters: usize,
+    /// Give the convolution a bias per filter (the report's has none)
+    #[arg(long)]
+    conv_bias: bool,
+    /// Epochs
+    #[arg(long, default_value_t = 5, value_parser = positive)]
+    epochs: usize,
+    /// Learning rate η
+    #[arg(long, default_value_t = CNN_DEFAULT_LR, value_parser = learning_rate)]
+    lr: f32,
+    /// How per-sample losses and gradients combine over a batch (the report's CNN averages)
+    #[arg(long, value_enum, default_value_t = Reduction::Mean)]
+    loss_reduction: Reduction,
+    /// Input normalisation: p/255 (unit) or (p/255 − 0.1307)/0.3081 (standard)
+    #[arg(long, value_enum, default_value_t = Normalize::Unit)]
+    normalize: Normalize,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Default CNN learning rate (see the README for how it was chosen).
+pub const CNN_DEFAULT_LR: f32 = 0.03;
 
 #[derive(Args, Debug)]
 pub struct MlpArgs {
@@ -80,6 +112,14 @@ fn positive(s: &str) -> Result<usize, String> {
     }
 }
 
+fn kernel_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(k) if (1..=SIDE).contains(&k) => Ok(k),
+        Ok(k) => Err(format!("must be between 1 and {SIDE} (the image side), got {k}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn learning_rate(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -95,9 +135,9 @@ pub fn run(c: TrainCommand) -> Result<()> {
                 bail!("--init-std must be a non-negative number, got {}", a.init_std);
             }
             let net = Mlp {
-                input: scratchnet::data::mnist::PIXELS,
+                input: PIXELS,
                 hidden: a.hidden,
-                classes: scratchnet::data::mnist::CLASSES,
+                classes: CLASSES,
                 init: a.init,
                 init_std: a.init_std,
             };
@@ -123,6 +163,25 @@ pub fn run(c: TrainCommand) -> Result<()> {
                 &a.run,
                 &name,
             )
+        }
+        TrainCommand::Cnn(a) => {
+            let spec = ModelSpec::Cnn {
+                side: SIDE,
+                kernel: a.kernel,
+                filters: a.filters,
+                conv_bias: a.conv_bias,
+                classes: CLASSES,
+            };
+            let net = Cnn::new(SIDE, a.kernel, a.filters, a.conv_bias, CLASSES);
+            let settings = Settings {
+                epochs: a.epochs,
+                lr: a.lr,
+                batch_size: a.run.batch_size,
+                reduction: a.loss_reduction,
+                seed: a.run.seed,
+            };
+            let name = format!("cnn-k{}-f{}", a.kernel, a.filters);
+            train_and_save(&net, spec, (Init::He, 0.0), a.normalize, settings, &a.run, &name)
         }
     }
 }

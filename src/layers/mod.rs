@@ -1,6 +1,7 @@
 //! Layers: each file holds one layer's forward and backward pass side by side,
 //! with the maths and tensor shapes in its module documentation.
 
+pub mod conv2d;
 pub mod dense;
 pub mod relu;
 pub mod sigmoid;

@@ -12,18 +12,15 @@ use crate::linalg::Scalar;
 /// Z ← max(Z, 0).
 pub fn forward<T: Scalar>(z_then_h: &mut [T]) {
     for v in z_then_h {
-        if *v < T::zero() {
-            *v = T::zero();
-        }
+        // A select rather than a branch, so the loop vectorises.
+        *v = if *v < T::zero() { T::zero() } else { *v };
     }
 }
 
 /// dH ← dH ⊙ 1[H > 0], turning dH into dZ.
 pub fn backward<T: Scalar>(h: &[T], d_h_then_d_z: &mut [T]) {
     for (g, &h) in d_h_then_d_z.iter_mut().zip(h) {
-        if h <= T::zero() {
-            *g = T::zero();
-        }
+        *g = if h > T::zero() { *g } else { T::zero() };
     }
 }
 

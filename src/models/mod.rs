@@ -2,12 +2,14 @@
 //! a flat buffer described by its [`Layout`](crate::params::Layout), and its
 //! activations in a workspace sized once for the largest batch.
 
+pub mod cnn;
 pub mod mlp;
 
 use crate::linalg::Scalar;
 use crate::params::Layout;
 use crate::rng::Rng;
 
+pub use cnn::Cnn;
 pub use mlp::Mlp;
 
 /// A network that maps a batch of inputs to logits and back-propagates.
@@ -44,46 +46,71 @@ pub trait Network<T: Scalar>: Sync {
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ModelSpec {
-    /// 784 → hidden (sigmoid) → 10
+    /// input → hidden (sigmoid) → classes
     Mlp {
         input: usize,
         hidden: usize,
         classes: usize,
     },
+    /// side×side image → conv (filters × kernel²) → ReLU → flatten → classes
+    Cnn {
+        side: usize,
+        kernel: usize,
+        filters: usize,
+        conv_bias: bool,
+        classes: usize,
+    },
+}
+
+/// A model built from a [`ModelSpec`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Net {
+    Mlp(Mlp),
+    Cnn(Cnn),
 }
 
 impl ModelSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             ModelSpec::Mlp { .. } => "mlp",
+            ModelSpec::Cnn { .. } => "cnn",
         }
     }
 
-    /// The parameter layout of this model.
-    pub fn layout(&self) -> Layout {
-        match *self {
-            ModelSpec::Mlp { .. } => Network::<f32>::layout(&self.mlp().expect("mlp")),
-        }
-    }
-
-    /// The MLP this spec describes (its initialisation fields are unused).
-    pub fn mlp(&self) -> Option<Mlp> {
+    /// The model this spec describes (an MLP's initialisation fields get their
+    /// defaults: they matter only before training).
+    pub fn build(&self) -> Net {
         match *self {
             ModelSpec::Mlp {
                 input,
                 hidden,
                 classes,
-            } => Some(Mlp {
+            } => Net::Mlp(Mlp {
                 input,
                 hidden,
                 classes,
                 init: crate::init::Init::Normal,
                 init_std: 0.01,
             }),
+            ModelSpec::Cnn {
+                side,
+                kernel,
+                filters,
+                conv_bias,
+                classes,
+            } => Net::Cnn(Cnn::new(side, kernel, filters, conv_bias, classes)),
         }
     }
 
-    /// A one-line description: "mlp 784-256-10".
+    /// The parameter layout of this model.
+    pub fn layout(&self) -> Layout {
+        match self.build() {
+            Net::Mlp(n) => Network::<f32>::layout(&n),
+            Net::Cnn(n) => Network::<f32>::layout(&n),
+        }
+    }
+
+    /// A one-line description: "mlp 784-256-10 (sigmoid hidden layer)".
     pub fn describe(&self) -> String {
         match *self {
             ModelSpec::Mlp {
@@ -91,6 +118,20 @@ impl ModelSpec {
                 hidden,
                 classes,
             } => format!("mlp {input}-{hidden}-{classes} (sigmoid hidden layer)"),
+            ModelSpec::Cnn {
+                side,
+                kernel,
+                filters,
+                conv_bias,
+                classes,
+            } => {
+                let os = side - kernel + 1;
+                let bias = if conv_bias { " with bias" } else { "" };
+                format!(
+                    "cnn {filters}×{kernel}×{kernel} conv{bias} → ReLU → {}→{classes} (input {side}×{side})",
+                    filters * os * os
+                )
+            }
         }
     }
 }

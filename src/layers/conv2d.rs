@@ -1,0 +1,545 @@
+//! 2-D convolution of one-channel images by F filters of K×K: valid, stride 1
+//! (cross-correlation, as in PyTorch and the report).
+//!
+//! ```text
+//! shapes   x [B,1,S,S]   W [F,1,K,K]   b [F] (optional)   z [B,F,OS,OS]   OS = S − K + 1
+//! im2col   P[b][(oy,ox), (ky,kx)] = x[b, oy+ky, ox+kx]                 P[b] [OS², K²]
+//! forward  z[b] = W · P[b]ᵀ (+ b)                                      z[b] [F, OS²]
+//! backward δ[b] = ∂L/∂z[b]                                             δ[b] [F, OS²]
+//!          ∂L/∂W = Σ_b δ[b] · P[b]                                     (the report's ΔW)
+//!          ∂L/∂b = Σ_b Σ_pos δ[b]
+//!          ∂L/∂P[b] = δ[b]ᵀ · W,  ∂L/∂x[b] = col2im(∂L/∂P[b])           (scatter-add of each patch)
+//! ```
+//! Two strategies compute exactly these sums, chosen by shape ([`Strategy`]):
+//! - `Im2col`: the patch matrix P[b] of one sample (≈ 95 KB for K=7, so it stays in
+//!   cache) and matrix products through `linalg`;
+//! - `Direct`: for few filters, where a product with F rows cannot amortise building
+//!   P[b], the same sums by shifted multiply-adds over rows of the image.
+//!
+//! The batch is cut into one contiguous chunk per thread; each chunk accumulates its
+//! own ∂L/∂W, and the chunks' sums are added in chunk order, so a seed and a
+//! thread count give the same bits every run. [`naive_forward`] and
+//! [`naive_backward`] are the direct seven-loop references the tests compare against.
+
+use rayon::prelude::*;
+
+use crate::linalg::{Scalar, matmul, matmul_a_bt, matmul_at_b};
+
+/// Sizes of a convolution layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2d {
+    /// Input side S (28 for MNIST).
+    pub side: usize,
+    /// Kernel side K.
+    pub kernel: usize,
+    /// Number of filters F.
+    pub filters: usize,
+}
+
+/// How the convolution sums are evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    Im2col,
+    Direct,
+}
+
+/// Filter counts up to this use [`Strategy::Direct`].
+pub const DIRECT_MAX_FILTERS: usize = 4;
+
+/// Per-chunk scratch space, sized once.
+pub struct ConvScratch<T> {
+    chunks: Vec<ChunkScratch<T>>,
+}
+
+struct ChunkScratch<T> {
+    /// P[b] of the sample being processed, `[OS², K²]`.
+    cols: Vec<T>,
+    /// ∂L/∂P[b], `[OS², K²]`.
+    d_cols: Vec<T>,
+    /// This chunk's share of ∂L/∂W and ∂L/∂b.
+    d_w: Vec<T>,
+    d_b: Vec<T>,
+}
+
+impl Conv2d {
+    /// Output side OS = S − K + 1.
+    pub fn out_side(&self) -> usize {
+        self.side - self.kernel + 1
+    }
+
+    /// Output positions per filter, OS².
+    pub fn positions(&self) -> usize {
+        self.out_side() * self.out_side()
+    }
+
+    /// Patch length K².
+    pub fn patch(&self) -> usize {
+        self.kernel * self.kernel
+    }
+
+    /// Output values per sample, F·OS².
+    pub fn out_len(&self) -> usize {
+        self.filters * self.positions()
+    }
+
+    /// The strategy used for this shape.
+    pub fn strategy(&self) -> Strategy {
+        if self.filters <= DIRECT_MAX_FILTERS {
+            Strategy::Direct
+        } else {
+            Strategy::Im2col
+        }
+    }
+
+    /// Scratch for batches of up to `max_batch` samples, one chunk per thread.
+    pub fn scratch<T: Scalar>(&self, max_batch: usize) -> ConvScratch<T> {
+        let chunks = rayon::current_num_threads().clamp(1, max_batch.max(1));
+        let cols = if self.strategy() == Strategy::Im2col {
+            self.positions() * self.patch()
+        } else {
+            0
+        };
+        ConvScratch {
+            chunks: (0..chunks)
+                .map(|_| ChunkScratch {
+                    cols: vec![T::zero(); cols],
+                    d_cols: Vec::new(),
+                    d_w: vec![T::zero(); self.filters * self.patch()],
+                    d_b: vec![T::zero(); self.filters],
+                })
+                .collect(),
+        }
+    }
+
+    /// Samples per chunk for `batch` samples split over the scratch's chunks.
+    fn chunk_len(batch: usize, chunks: usize) -> usize {
+        batch.div_ceil(chunks).max(1)
+    }
+
+    /// P ← im2col(one image): one row of K² pixels per output position.
+    pub fn im2col<T: Scalar>(&self, img: &[T], cols: &mut [T]) {
+        let (s, k, os) = (self.side, self.kernel, self.out_side());
+        let mut rows = cols.chunks_exact_mut(k * k);
+        for oy in 0..os {
+            for ox in 0..os {
+                let row = rows.next().expect("OS² rows");
+                for ky in 0..k {
+                    let src = &img[(oy + ky) * s + ox..(oy + ky) * s + ox + k];
+                    row[ky * k..(ky + 1) * k].copy_from_slice(src);
+                }
+            }
+        }
+    }
+
+    /// z = conv(x) (+ b): `x` is `[B, S·S]`, `z` is `[B, F·OS²]`.
+    pub fn forward<T: Scalar>(
+        &self,
+        batch: usize,
+        x: &[T],
+        w: &[T],
+        bias: Option<&[T]>,
+        scratch: &mut ConvScratch<T>,
+        z: &mut [T],
+    ) {
+        let (ss, out) = (self.side * self.side, self.out_len());
+        let per = Self::chunk_len(batch, scratch.chunks.len());
+        z[..batch * out]
+            .par_chunks_mut(per * out)
+            .zip(x[..batch * ss].par_chunks(per * ss))
+            .zip(scratch.chunks.par_iter_mut())
+            .for_each(|((zc, xc), sc)| {
+                for (zb, img) in zc.chunks_exact_mut(out).zip(xc.chunks_exact(ss)) {
+                    self.forward_one(img, w, bias, &mut sc.cols, zb);
+                }
+            });
+    }
+
+    fn forward_one<T: Scalar>(&self, img: &[T], w: &[T], bias: Option<&[T]>, cols: &mut [T], zb: &mut [T]) {
+        let (p, kk) = (self.positions(), self.patch());
+        for (f, zf) in zb.chunks_exact_mut(p).enumerate() {
+            zf.fill(bias.map_or(T::zero(), |b| b[f]));
+        }
+        match self.strategy() {
+            Strategy::Im2col => {
+                self.im2col(img, cols);
+                matmul_a_bt(self.filters, kk, p, w, cols, T::one(), zb);
+            }
+            Strategy::Direct => {
+                let (s, k, os) = (self.side, self.kernel, self.out_side());
+                for (f, zf) in zb.chunks_exact_mut(p).enumerate() {
+                    let wf = &w[f * kk..(f + 1) * kk];
+                    for (oy, out) in zf.chunks_exact_mut(os).enumerate() {
+                        for ky in 0..k {
+                            let row = &img[(oy + ky) * s..(oy + ky + 1) * s];
+                            for kx in 0..k {
+                                let wv = wf[ky * k + kx];
+                                for (o, &v) in out.iter_mut().zip(&row[kx..kx + os]) {
+                                    *o += wv * v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// From δ = ∂L/∂z `[B, F·OS²]`: writes ∂L/∂W, ∂L/∂b (if any) and ∂L/∂x (if asked).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<T: Scalar>(
+        &self,
+        batch: usize,
+        x: &[T],
+        w: &[T],
+        d_z: &[T],
+        scratch: &mut ConvScratch<T>,
+        d_w: &mut [T],
+        d_b: Option<&mut [T]>,
+        d_x: Option<&mut [T]>,
+    ) {
+        let (ss, out) = (self.side * self.side, self.out_len());
+        let per = Self::chunk_len(batch, scratch.chunks.len());
+        let used = batch.div_ceil(per);
+        let want_dx = d_x.is_some();
+        let mut dummy = [];
+        let d_x = d_x.unwrap_or(&mut dummy);
+        let d_x_chunks: Vec<&mut [T]> = if want_dx {
+            d_x[..batch * ss].chunks_mut(per * ss).collect()
+        } else {
+            (0..used).map(|_| &mut [][..]).collect()
+        };
+        x[..batch * ss]
+            .par_chunks(per * ss)
+            .zip(d_z[..batch * out].par_chunks(per * out))
+            .zip(d_x_chunks.into_par_iter())
+            .zip(scratch.chunks.par_iter_mut())
+            .for_each(|(((xc, dzc), dxc), sc)| {
+                sc.d_w.fill(T::zero());
+                sc.d_b.fill(T::zero());
+                if want_dx
+                    && sc.d_cols.len() < self.positions() * self.patch()
+                    && self.strategy() == Strategy::Im2col
+                {
+                    sc.d_cols.resize(self.positions() * self.patch(), T::zero());
+                }
+                for (i, (img, dzb)) in xc.chunks_exact(ss).zip(dzc.chunks_exact(out)).enumerate() {
+                    let dxb = if want_dx {
+                        Some(&mut dxc[i * ss..(i + 1) * ss])
+                    } else {
+                        None
+                    };
+                    self.backward_one(img, w, dzb, sc, dxb);
+                }
+            });
+        // Add the chunks' partial sums in chunk order.
+        d_w.fill(T::zero());
+        for sc in &scratch.chunks[..used] {
+            d_w.iter_mut().zip(&sc.d_w).for_each(|(a, &v)| *a += v);
+        }
+        if let Some(d_b) = d_b {
+            d_b.fill(T::zero());
+            for sc in &scratch.chunks[..used] {
+                d_b.iter_mut().zip(&sc.d_b).for_each(|(a, &v)| *a += v);
+            }
+        }
+    }
+
+    fn backward_one<T: Scalar>(
+        &self,
+        img: &[T],
+        w: &[T],
+        dzb: &[T],
+        sc: &mut ChunkScratch<T>,
+        d_x: Option<&mut [T]>,
+    ) {
+        let (p, kk) = (self.positions(), self.patch());
+        for (f, df) in dzb.chunks_exact(p).enumerate() {
+            sc.d_b[f] += df.iter().copied().sum::<T>();
+        }
+        match self.strategy() {
+            Strategy::Im2col => {
+                self.im2col(img, &mut sc.cols);
+                matmul(self.filters, p, kk, dzb, &sc.cols, T::one(), &mut sc.d_w);
+                if let Some(d_x) = d_x {
+                    matmul_at_b(p, self.filters, kk, dzb, w, T::zero(), &mut sc.d_cols);
+                    self.col2im(&sc.d_cols, d_x);
+                }
+            }
+            Strategy::Direct => {
+                let (s, k, os) = (self.side, self.kernel, self.out_side());
+                for (f, df) in dzb.chunks_exact(p).enumerate() {
+                    let dwf = &mut sc.d_w[f * kk..(f + 1) * kk];
+                    for (oy, drow) in df.chunks_exact(os).enumerate() {
+                        for ky in 0..k {
+                            let row = &img[(oy + ky) * s..(oy + ky + 1) * s];
+                            for kx in 0..k {
+                                dwf[ky * k + kx] += dot(drow, &row[kx..kx + os]);
+                            }
+                        }
+                    }
+                }
+                if let Some(d_x) = d_x {
+                    d_x.fill(T::zero());
+                    for (f, df) in dzb.chunks_exact(p).enumerate() {
+                        let wf = &w[f * kk..(f + 1) * kk];
+                        for (oy, drow) in df.chunks_exact(os).enumerate() {
+                            for ky in 0..k {
+                                let row = &mut d_x[(oy + ky) * s..(oy + ky + 1) * s];
+                                for kx in 0..k {
+                                    let wv = wf[ky * k + kx];
+                                    for (o, &g) in row[kx..kx + os].iter_mut().zip(drow) {
+                                        *o += wv * g;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// ∂L/∂x of one image ← scatter-add of each patch's gradient back to its pixels.
+    fn col2im<T: Scalar>(&self, d_cols: &[T], d_x: &mut [T]) {
+        let (s, k, os) = (self.side, self.kernel, self.out_side());
+        d_x.fill(T::zero());
+        let mut rows = d_cols.chunks_exact(k * k);
+        for oy in 0..os {
+            for ox in 0..os {
+                let row = rows.next().expect("OS² rows");
+                for ky in 0..k {
+                    for kx in 0..k {
+                        d_x[(oy + ky) * s + ox + kx] += row[ky * k + kx];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Σ a_i·b_i with eight independent partial sums (so the compiler can vectorise it).
+fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: T = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(&x, &y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().copied().sum::<T>() + tail
+}
+
+/// Reference forward by direct loops: z[b,f,oy,ox] = b_f + Σ_{ky,kx} W[f,ky,kx]·x[b,oy+ky,ox+kx].
+pub fn naive_forward<T: Scalar>(c: &Conv2d, batch: usize, x: &[T], w: &[T], bias: Option<&[T]>, z: &mut [T]) {
+    let (s, k, os, f) = (c.side, c.kernel, c.out_side(), c.filters);
+    for b in 0..batch {
+        for fi in 0..f {
+            for oy in 0..os {
+                for ox in 0..os {
+                    let mut acc = bias.map_or(T::zero(), |bb| bb[fi]);
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            acc += w[fi * k * k + ky * k + kx] * x[b * s * s + (oy + ky) * s + ox + kx];
+                        }
+                    }
+                    z[((b * f + fi) * os + oy) * os + ox] = acc;
+                }
+            }
+        }
+    }
+}
+
+/// Reference backward by direct loops: ∂L/∂W, ∂L/∂b and ∂L/∂x from δ = ∂L/∂z.
+#[allow(clippy::too_many_arguments)]
+pub fn naive_backward<T: Scalar>(
+    c: &Conv2d,
+    batch: usize,
+    x: &[T],
+    w: &[T],
+    d_z: &[T],
+    d_w: &mut [T],
+    d_b: &mut [T],
+    d_x: &mut [T],
+) {
+    let (s, k, os, f) = (c.side, c.kernel, c.out_side(), c.filters);
+    d_w.fill(T::zero());
+    d_b.fill(T::zero());
+    d_x.fill(T::zero());
+    for b in 0..batch {
+        for fi in 0..f {
+            for oy in 0..os {
+                for ox in 0..os {
+                    let g = d_z[((b * f + fi) * os + oy) * os + ox];
+                    d_b[fi] += g;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let xi = b * s * s + (oy + ky) * s + ox + kx;
+                            d_w[fi * k * k + ky * k + kx] += g * x[xi];
+                            d_x[xi] += g * w[fi * k * k + ky * k + kx];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{TOLERANCE, max_relative_error, numeric_gradient, random_vec};
+    use crate::rng::Rng;
+
+    fn check_against_naive(c: &Conv2d, batch: usize, rng: &mut Rng) {
+        let (filters, kernel) = (c.filters, c.kernel);
+        let x: Vec<f32> = random_vec(batch * c.side * c.side, rng);
+        let w: Vec<f32> = random_vec(filters * kernel * kernel, rng);
+        let bias: Vec<f32> = random_vec(filters, rng);
+        let mut scratch = c.scratch(batch);
+        let mut z = vec![0.0; batch * c.out_len()];
+        c.forward(batch, &x, &w, Some(&bias), &mut scratch, &mut z);
+        let mut want = vec![0.0; z.len()];
+        naive_forward(c, batch, &x, &w, Some(&bias), &mut want);
+        // Sums of K² ≤ 121 products of N(0,1) values in f32.
+        for (a, b) in z.iter().zip(&want) {
+            assert!(
+                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "{c:?} B={batch}: {a} vs {b}"
+            );
+        }
+        let d_z: Vec<f32> = random_vec(z.len(), rng);
+        let (mut d_w, mut d_b, mut d_x) = (vec![0.0; w.len()], vec![0.0; filters], vec![0.0; x.len()]);
+        c.backward(
+            batch,
+            &x,
+            &w,
+            &d_z,
+            &mut scratch,
+            &mut d_w,
+            Some(&mut d_b),
+            Some(&mut d_x),
+        );
+        let (mut w_w, mut w_b, mut w_x) = (vec![0.0; w.len()], vec![0.0; filters], vec![0.0; x.len()]);
+        naive_backward(c, batch, &x, &w, &d_z, &mut w_w, &mut w_b, &mut w_x);
+        // ∂L/∂W sums B·OS² products (up to 128·676): tolerance relative to that scale.
+        let scale = ((batch * c.positions()) as f32).sqrt();
+        for (a, b) in d_w.iter().zip(&w_w).chain(d_b.iter().zip(&w_b)) {
+            assert!(
+                (a - b).abs() < 2e-5 * scale * (1.0 + b.abs()),
+                "dW {c:?} B={batch}: {a} vs {b}"
+            );
+        }
+        for (a, b) in d_x.iter().zip(&w_x) {
+            assert!(
+                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "dx {c:?} B={batch}: {a} vs {b}"
+            );
+        }
+    }
+
+    /// Both strategies against the direct loops, f32, on every kernel size of the
+    /// report, filter counts on both sides of the strategy switch, batch sizes 1, odd and 128.
+    #[test]
+    fn fast_paths_match_naive_on_all_report_shapes() {
+        let mut rng = Rng::new(21, 0);
+        for kernel in 3..=11 {
+            for filters in [1, 3, 8] {
+                for batch in [1, 7, 128] {
+                    check_against_naive(
+                        &Conv2d {
+                            side: 28,
+                            kernel,
+                            filters,
+                        },
+                        batch,
+                        &mut rng,
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            Conv2d {
+                side: 28,
+                kernel: 7,
+                filters: 1
+            }
+            .strategy(),
+            Strategy::Direct
+        );
+        assert_eq!(
+            Conv2d {
+                side: 28,
+                kernel: 7,
+                filters: 8
+            }
+            .strategy(),
+            Strategy::Im2col
+        );
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_batch_split_for_a_fixed_thread_count() {
+        let c = Conv2d {
+            side: 28,
+            kernel: 5,
+            filters: 8,
+        };
+        let mut rng = Rng::new(23, 0);
+        let x: Vec<f32> = random_vec(9 * 784, &mut rng);
+        let w: Vec<f32> = random_vec(8 * 25, &mut rng);
+        let run = || {
+            let mut scratch = c.scratch(9);
+            let mut z = vec![0.0; 9 * c.out_len()];
+            c.forward(9, &x, &w, None, &mut scratch, &mut z);
+            let mut d_w = vec![0.0; w.len()];
+            c.backward(9, &x, &w, &z, &mut scratch, &mut d_w, None, None);
+            (z, d_w)
+        };
+        assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        for filters in [2, DIRECT_MAX_FILTERS + 1] {
+            gradient_check(Conv2d {
+                side: 6,
+                kernel: 3,
+                filters,
+            });
+        }
+    }
+
+    fn gradient_check(c: Conv2d) {
+        let mut rng = Rng::new(22, 0);
+        let batch = 2;
+        let x: Vec<f64> = random_vec(batch * 36, &mut rng);
+        let w: Vec<f64> = random_vec(c.filters * c.patch(), &mut rng);
+        let b: Vec<f64> = random_vec(c.filters, &mut rng);
+        let r: Vec<f64> = random_vec(batch * c.out_len(), &mut rng);
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| {
+            let mut z = vec![0.0; r.len()];
+            c.forward(batch, x, w, Some(b), &mut c.scratch(batch), &mut z);
+            z.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+        };
+        let (mut d_w, mut d_b, mut d_x) = (vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; x.len()]);
+        c.backward(
+            batch,
+            &x,
+            &w,
+            &r,
+            &mut c.scratch(batch),
+            &mut d_w,
+            Some(&mut d_b),
+            Some(&mut d_x),
+        );
+        assert!(max_relative_error(&d_w, &numeric_gradient(&w, |v| loss(&x, v, &b))) < TOLERANCE);
+        assert!(max_relative_error(&d_b, &numeric_gradient(&b, |v| loss(&x, &w, v))) < TOLERANCE);
+        assert!(max_relative_error(&d_x, &numeric_gradient(&x, |v| loss(v, &w, &b))) < TOLERANCE);
+    }
+}

@@ -1,0 +1,185 @@
+//! The report's convolutional network (section 2.2):
+//! conv (F filters K×K, valid) → ReLU → flatten → dense (10) → softmax.
+//!
+//! ```text
+//! forward                                      shapes (S = 28, OS = S − K + 1)
+//!   z     = conv(x; W_conv) (+ b_conv)          x [B,S·S], W_conv [F,1,K,K], z [B, F·OS²]  (f, oy, ox order)
+//!   h     = ReLU(z)                            h [B, F·OS²] (also the flattened features)
+//!   logits = h·W_fcᵀ + b_fc                    W_fc [10, F·OS²], b_fc [10]
+//! backward (δ_fc = ∂L/∂logits = ŷ − y, averaged over the batch by default)
+//!   ∂L/∂W_fc = δ_fcᵀ·h, ∂L/∂b_fc = Σ_b δ_fc, ∂L/∂h = δ_fc·W_fc     layers::dense
+//!   δ_conv = ∂L/∂h ⊙ 1[z > 0]                                     layers::relu
+//!   ∂L/∂W_conv = Σ_b δ_conv[b]·P[b]  (+ ∂L/∂b_conv = Σ δ_conv)    layers::conv2d
+//! ```
+//! Parameter order in the flat buffer: `conv.weight`, (`conv.bias`), `fc.weight`, `fc.bias` —
+//! PyTorch's names and layouts for `nn.Conv2d(1, F, K)` and `nn.Linear(F·OS², 10)`.
+
+use super::Network;
+use crate::init::{Init, fill};
+use crate::layers::conv2d::{Conv2d, ConvScratch};
+use crate::layers::{dense, relu};
+use crate::linalg::Scalar;
+use crate::params::{Layout, TensorSpec, split, split_mut};
+use crate::rng::Rng;
+
+/// Sizes of a CNN. Initialisation is He et al. (2015) for both weight tensors.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cnn {
+    pub conv: Conv2d,
+    /// Whether the convolution has a bias (the report's has none).
+    pub conv_bias: bool,
+    pub classes: usize,
+}
+
+/// Activations of one batch and their gradients.
+pub struct CnnWorkspace<T> {
+    conv: ConvScratch<T>,
+    h: Vec<T>,
+    logits: Vec<T>,
+    d_h: Vec<T>,
+}
+
+impl Cnn {
+    pub fn new(side: usize, kernel: usize, filters: usize, conv_bias: bool, classes: usize) -> Self {
+        Cnn {
+            conv: Conv2d {
+                side,
+                kernel,
+                filters,
+            },
+            conv_bias,
+            classes,
+        }
+    }
+
+    /// Lengths of conv.weight, conv.bias (0 when absent), fc.weight, fc.bias.
+    fn lens(&self) -> [usize; 4] {
+        let c = &self.conv;
+        let bias = if self.conv_bias { c.filters } else { 0 };
+        [
+            c.filters * c.patch(),
+            bias,
+            self.classes * c.out_len(),
+            self.classes,
+        ]
+    }
+}
+
+impl<T: Scalar> Network<T> for Cnn {
+    type Workspace = CnnWorkspace<T>;
+
+    fn layout(&self) -> Layout {
+        let c = &self.conv;
+        let mut tensors = vec![TensorSpec::new(
+            "conv.weight",
+            &[c.filters, 1, c.kernel, c.kernel],
+        )];
+        if self.conv_bias {
+            tensors.push(TensorSpec::new("conv.bias", &[c.filters]));
+        }
+        tensors.push(TensorSpec::new("fc.weight", &[self.classes, c.out_len()]));
+        tensors.push(TensorSpec::new("fc.bias", &[self.classes]));
+        Layout { tensors }
+    }
+
+    fn input_dim(&self) -> usize {
+        self.conv.side * self.conv.side
+    }
+
+    fn classes(&self) -> usize {
+        self.classes
+    }
+
+    fn workspace(&self, max_batch: usize) -> CnnWorkspace<T> {
+        let c = &self.conv;
+        CnnWorkspace {
+            conv: c.scratch(max_batch),
+            h: vec![T::zero(); max_batch * c.out_len()],
+            logits: vec![T::zero(); max_batch * self.classes],
+            d_h: vec![T::zero(); max_batch * c.out_len()],
+        }
+    }
+
+    fn init(&self, params: &mut [T], rng: &mut Rng) {
+        let c = &self.conv;
+        let [w_conv, b_conv, w_fc, b_fc] = split_mut(params, self.lens());
+        fill(w_conv, Init::He, 0.0, c.patch(), c.filters, rng);
+        fill(w_fc, Init::He, 0.0, c.out_len(), self.classes, rng);
+        b_conv.fill(T::zero());
+        b_fc.fill(T::zero());
+    }
+
+    fn forward<'w>(&self, params: &[T], x: &[T], batch: usize, ws: &'w mut CnnWorkspace<T>) -> &'w [T] {
+        let [w_conv, b_conv, w_fc, b_fc] = split(params, self.lens());
+        let c = &self.conv;
+        let h = &mut ws.h[..batch * c.out_len()];
+        let logits = &mut ws.logits[..batch * self.classes];
+        let bias = if self.conv_bias { Some(b_conv) } else { None };
+        c.forward(batch, x, w_conv, bias, &mut ws.conv, h);
+        relu::forward(h);
+        dense::forward(batch, h, w_fc, b_fc, logits);
+        logits
+    }
+
+    fn backward(
+        &self,
+        params: &[T],
+        x: &[T],
+        batch: usize,
+        d_logits: &[T],
+        ws: &mut CnnWorkspace<T>,
+        grads: &mut [T],
+    ) {
+        let [w_conv, _, w_fc, _] = split(params, self.lens());
+        let [d_w_conv, d_b_conv, d_w_fc, d_b_fc] = split_mut(grads, self.lens());
+        let c = &self.conv;
+        let h = &ws.h[..batch * c.out_len()];
+        let d_h = &mut ws.d_h[..batch * c.out_len()];
+        dense::backward(batch, h, w_fc, d_logits, Some(&mut *d_h), d_w_fc, d_b_fc);
+        relu::backward(h, d_h);
+        let d_bias = if self.conv_bias { Some(d_b_conv) } else { None };
+        // The input needs no gradient.
+        c.backward(batch, x, w_conv, d_h, &mut ws.conv, d_w_conv, d_bias, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{TOLERANCE, check_network};
+    use crate::layers::softmax_ce::Reduction;
+
+    #[test]
+    fn whole_cnn_gradient_matches_finite_differences() {
+        for (bias, filters) in [(false, 1), (true, 3)] {
+            let net = Cnn::new(7, 3, filters, bias, 10);
+            for reduction in [Reduction::Mean, Reduction::Sum] {
+                for (name, err) in check_network(&net, 3, reduction, 8) {
+                    assert!(
+                        err < TOLERANCE,
+                        "bias {bias} F {filters} {reduction:?} {name}: {err:e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn layout_follows_pytorch() {
+        let net = Cnn::new(28, 7, 32, false, 10);
+        let l = Network::<f32>::layout(&net);
+        let shapes: Vec<_> = l
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.clone()))
+            .collect();
+        assert_eq!(
+            shapes,
+            vec![
+                ("conv.weight", vec![32, 1, 7, 7]),
+                ("fc.weight", vec![10, 32 * 22 * 22]),
+                ("fc.bias", vec![10])
+            ]
+        );
+    }
+}
