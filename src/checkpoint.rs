@@ -118,6 +118,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
     let normalize = match field("normalize")? {
         "standard" => Normalize::Standard,
         "unit" => Normalize::Unit,
+        "symmetric" => Normalize::Symmetric,
         other => bail!("metadata names an unknown normalisation `{other}`"),
     };
 

@@ -16,6 +16,7 @@
 pub mod atomic;
 pub mod checkpoint;
 pub mod data;
+pub mod experiments;
 pub mod gradcheck;
 pub mod init;
 pub mod layers;
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod models;
 pub mod optim;
 pub mod params;
+pub mod plot;
 pub mod rng;
 pub mod run;
 pub mod train;

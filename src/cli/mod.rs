@@ -5,6 +5,8 @@ mod data;
 mod download;
 mod eval;
 mod gradcheck;
+mod reproduce;
+mod sweep;
 mod train;
 
 use std::path::PathBuf;
@@ -35,6 +37,11 @@ enum Command {
     /// Train a model
     #[command(subcommand)]
     Train(train::TrainCommand),
+    /// Train one model per value of a hyperparameter (and per seed); tables and figures
+    #[command(subcommand)]
+    Sweep(sweep::SweepCommand),
+    /// Run both sweeps of the report and compare every cell of its tables
+    Reproduce(reproduce::ReproduceArgs),
     /// Evaluate a trained model on the test set
     Eval(eval::EvalArgs),
     /// Compare back-propagated gradients with finite differences
@@ -98,6 +105,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Download(a) => download::run(a),
         Command::Data(a) => data::run(a),
         Command::Train(c) => train::run(c),
+        Command::Sweep(c) => sweep::run(c),
+        Command::Reproduce(a) => reproduce::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Gradcheck(c) => gradcheck::run(c),
     }

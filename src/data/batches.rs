@@ -1,8 +1,8 @@
 //! Preprocessing and mini-batches.
 //!
-//! Pixels p ∈ {0..255} become x = p/255 (`unit`) or x = (p/255 − 0.1307)/0.3081
+//! Pixels p ∈ {0..255} become x = p/255 (`unit`), x = (p/255 − 0.1307)/0.3081
 //! (`standard`, torchvision's MNIST normalisation: the training set's mean and
-//! standard deviation). Each epoch visits the samples in a fresh order from the
+//! standard deviation), or x = (p/255 − 0.5)/0.5 (`symmetric`, [−1, 1]). Each epoch visits the samples in a fresh order from the
 //! project's seeded PRNG; batches are gathered into buffers sized once.
 
 use super::mnist::{CLASSES, PIXELS, RawSplit};
@@ -21,6 +21,8 @@ pub enum Normalize {
     Standard,
     /// p/255
     Unit,
+    /// (p/255 − 0.5) / 0.5, i.e. [−1, 1]
+    Symmetric,
 }
 
 impl Normalize {
@@ -29,6 +31,7 @@ impl Normalize {
         match self {
             Normalize::Standard => (MNIST_MEAN, MNIST_STD),
             Normalize::Unit => (0.0, 1.0),
+            Normalize::Symmetric => (0.5, 0.5),
         }
     }
 
@@ -36,6 +39,7 @@ impl Normalize {
         match self {
             Normalize::Standard => "standard",
             Normalize::Unit => "unit",
+            Normalize::Symmetric => "symmetric",
         }
     }
 

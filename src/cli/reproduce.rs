@@ -1,0 +1,215 @@
+//! `scratchnet reproduce`: both sweeps of the report with its settings, and a
+//! report folder comparing every cell of its two tables.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Args, Parser};
+use scratchnet::atomic::write_atomic;
+use scratchnet::experiments::{
+    ConfigSummary, REPORT_CNN, REPORT_MLP, comparison_table, cpu_model, format_duration, summarise,
+    write_sweep_outputs,
+};
+use scratchnet::models::ModelSpec;
+
+use super::DataArgs;
+use super::sweep::{cnn_jobs, mlp_jobs, run_jobs};
+use super::train::{CnnHyper, DataCache, MlpHyper, warn_if_debug};
+
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// A smoke test: 2 MLP epochs and 1 CNN epoch instead of 100 and 5
+    #[arg(long)]
+    quick: bool,
+    /// Seeds, comma-separated; each configuration runs once per seed
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    seeds: Vec<u64>,
+    /// Report folder (default: runs/reproduce-<UTC time>); rerunning with the same folder continues
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Retrain runs already finished in --out
+    #[arg(long)]
+    overwrite: bool,
+    /// Worker threads (0: one per core)
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+/// The training defaults, as `train mlp` and `train cnn` define them.
+#[derive(Parser)]
+struct MlpDefaults {
+    #[command(flatten)]
+    hyper: MlpHyper,
+}
+
+#[derive(Parser)]
+struct CnnDefaults {
+    #[command(flatten)]
+    hyper: CnnHyper,
+}
+
+pub fn run(a: ReproduceArgs) -> Result<()> {
+    warn_if_debug();
+    let started = Instant::now();
+    let threads = super::set_threads(a.threads)?;
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("reproduce-{}", scratchnet::run::utc_stamp())));
+    let (mlp_dir, cnn_dir) = (out.join("mlp"), out.join("cnn"));
+    std::fs::create_dir_all(&mlp_dir)?;
+    std::fs::create_dir_all(&cnn_dir)?;
+    let (mlp_epochs, cnn_epochs) = if a.quick { ("2", "1") } else { ("100", "5") };
+    let mlp = MlpDefaults::parse_from(["mlp", "--epochs", mlp_epochs]).hyper;
+    let cnn = CnnDefaults::parse_from(["cnn", "--epochs", cnn_epochs]).hyper;
+    let hidden: Vec<usize> = REPORT_MLP.iter().map(|r| r.0).collect();
+    let kernels: Vec<usize> = REPORT_CNN.iter().map(|r| r.0).collect();
+    let mut jobs = mlp_jobs(&mlp_dir, &hidden, &a.seeds, &mlp, 128);
+    jobs.extend(cnn_jobs(&cnn_dir, &kernels, &a.seeds, &cnn, 128));
+
+    let data = DataCache::new(&a.data)?;
+    println!(
+        "Reproducing the report's tables{}: {} runs into {} ({threads} threads, {})",
+        if a.quick {
+            " (quick smoke test: fewer epochs, not comparable)"
+        } else {
+            ""
+        },
+        jobs.len(),
+        out.display(),
+        cpu_model()
+    );
+    let results = run_jobs(&jobs, !a.overwrite, &data)?;
+    let (mlp_results, cnn_results): (Vec<_>, Vec<_>) =
+        results.into_iter().partition(|r| r.job.sweep == "mlp");
+    let mlp_summary = summarise(&mlp_results);
+    let cnn_summary = summarise(&cnn_results);
+    write_sweep_outputs(
+        &mlp_dir,
+        "MLP: training curves by hidden size",
+        "hidden size",
+        &mlp_summary,
+    )?;
+    write_sweep_outputs(
+        &cnn_dir,
+        "CNN: training curves by kernel size",
+        "kernel size",
+        &cnn_summary,
+    )?;
+
+    let trained_seconds: f64 = mlp_summary
+        .iter()
+        .chain(&cnn_summary)
+        .map(|s| s.total_seconds)
+        .sum();
+    let wall = started.elapsed().as_secs_f64();
+    let md = report_markdown(
+        &a,
+        &mlp,
+        &cnn,
+        &mlp_summary,
+        &cnn_summary,
+        threads,
+        wall,
+        trained_seconds,
+    );
+    write_atomic(&out.join("report.md"), md.as_bytes())?;
+    println!("\n{md}");
+    println!("Wrote {}", out.join("report.md").display());
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report_markdown(
+    a: &ReproduceArgs,
+    mlp: &MlpHyper,
+    cnn: &CnnHyper,
+    mlp_summary: &[ConfigSummary],
+    cnn_summary: &[ConfigSummary],
+    threads: usize,
+    wall: f64,
+    trained_seconds: f64,
+) -> String {
+    let mut md = String::from("# Reproduction of the report's tables\n\n");
+    if a.quick {
+        md.push_str("**Quick smoke test** (2 MLP epochs, 1 CNN epoch): the numbers are not comparable with the report's.\n\n");
+    }
+    let _ = writeln!(
+        md,
+        "- command: `{}`",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    let _ = writeln!(
+        md,
+        "- machine: {} ({} logical CPUs), {threads} threads",
+        cpu_model(),
+        num_cpus()
+    );
+    let _ = writeln!(md, "- scratchnet {}", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        md,
+        "- total time: {} wall clock ({} of it in training epochs{})",
+        format_duration(wall),
+        format_duration(trained_seconds),
+        if a.seeds.len() > 1 {
+            format!(", {} seeds per configuration", a.seeds.len())
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(
+        md,
+        "\n## MLP: test accuracy by hidden size (report section 3.4)\n"
+    );
+    md.push_str(&comparison_table("hidden size", &REPORT_MLP, mlp_summary, |v| {
+        v.to_string()
+    }));
+    let _ = writeln!(md, "\n![MLP training curves](mlp/curves.png)\n");
+    let _ = writeln!(md, "## CNN: test accuracy by kernel size (report section 3.5)\n");
+    md.push_str(&comparison_table("kernel size", &REPORT_CNN, cnn_summary, |v| {
+        format!("{v} × {v}")
+    }));
+    let _ = writeln!(md, "\n![CNN training curves](cnn/curves.png)\n");
+    let _ = writeln!(md, "## Configuration\n");
+    let m = mlp.spec(256, 128, 0);
+    let c = cnn.spec(7, 128, 0);
+    let _ = writeln!(
+        md,
+        "- MLP: 784 → H (sigmoid) → 10, {} epochs, lr {}, batch 128, loss {}, init N(0, {}²), inputs {}",
+        m.settings.epochs,
+        m.settings.lr,
+        m.settings.reduction.name(),
+        m.init_std,
+        m.normalize.name()
+    );
+    let _ = writeln!(
+        md,
+        "- CNN: {} filter(s) K×K (no bias) → ReLU → 10, {} epochs, lr {}, batch 128, loss {}, He init, inputs {}",
+        match c.model {
+            ModelSpec::Cnn { filters, .. } => filters,
+            ModelSpec::Mlp { .. } => 0,
+        },
+        c.settings.epochs,
+        c.settings.lr,
+        c.settings.reduction.name(),
+        c.normalize.name()
+    );
+    let _ = writeln!(
+        md,
+        "- seeds: {:?}; each run's folder holds its config.json, history.csv, model and curves",
+        a.seeds
+    );
+    let _ = writeln!(
+        md,
+        "\nPer-configuration details: [mlp/results.md](mlp/results.md), [cnn/results.md](cnn/results.md)."
+    );
+    md
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}

@@ -1,0 +1,191 @@
+//! `scratchnet sweep mlp|cnn`: one run per value (and seed), then tables and figures.
+//! Rerunning with the same --out continues an interrupted sweep.
+
+use std::path::Path;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use scratchnet::experiments::{
+    Job, JobResult, PlanEvent, format_duration, run_plan, summarise, write_sweep_outputs,
+};
+
+use super::train::{
+    CnnHyper, CommonArgs, DataCache, MlpHyper, epoch_line, kernel_size, positive, progress_bar, warn_if_debug,
+};
+
+#[derive(Subcommand, Debug)]
+pub enum SweepCommand {
+    /// MLPs over hidden sizes (the report's section 3.4)
+    Mlp(SweepMlpArgs),
+    /// CNNs over kernel sizes (the report's section 3.5)
+    Cnn(SweepCnnArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SweepMlpArgs {
+    /// Hidden sizes, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256,512", value_parser = positive)]
+    hidden: Vec<usize>,
+    /// Seeds, comma-separated; each configuration runs once per seed
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    seeds: Vec<u64>,
+    #[command(flatten)]
+    hyper: MlpHyper,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepCnnArgs {
+    /// Kernel sizes, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "3,5,7,9,11", value_parser = kernel_size)]
+    kernel: Vec<usize>,
+    /// Seeds, comma-separated; each configuration runs once per seed
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    seeds: Vec<u64>,
+    #[command(flatten)]
+    hyper: CnnHyper,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Jobs of an MLP sweep in `dir`: one per hidden size and seed.
+pub fn mlp_jobs(
+    dir: &Path,
+    hidden: &[usize],
+    seeds: &[u64],
+    hyper: &MlpHyper,
+    batch_size: usize,
+) -> Vec<Job> {
+    hidden
+        .iter()
+        .flat_map(|&h| {
+            seeds.iter().map(move |&seed| Job {
+                sweep: "mlp".into(),
+                label: format!("H={h}"),
+                value: h,
+                spec: hyper.spec(h, batch_size, seed),
+                dir: dir.join(format!("h{h}-s{seed}")),
+            })
+        })
+        .collect()
+}
+
+/// Jobs of a CNN sweep in `dir`: one per kernel size and seed.
+pub fn cnn_jobs(
+    dir: &Path,
+    kernels: &[usize],
+    seeds: &[u64],
+    hyper: &CnnHyper,
+    batch_size: usize,
+) -> Vec<Job> {
+    kernels
+        .iter()
+        .flat_map(|&k| {
+            seeds.iter().map(move |&seed| Job {
+                sweep: "cnn".into(),
+                label: format!("K={k}"),
+                value: k,
+                spec: hyper.spec(k, batch_size, seed),
+                dir: dir.join(format!("k{k}-s{seed}")),
+            })
+        })
+        .collect()
+}
+
+pub fn run(c: SweepCommand) -> Result<()> {
+    let (jobs, common, name, title, parameter) = match c {
+        SweepCommand::Mlp(a) => {
+            let out = a.common.out_dir("sweep-mlp");
+            let jobs = mlp_jobs(&out, &a.hidden, &a.seeds, &a.hyper, a.common.batch_size);
+            (
+                jobs,
+                a.common,
+                out,
+                "MLP sweep: training curves by hidden size",
+                "hidden size",
+            )
+        }
+        SweepCommand::Cnn(a) => {
+            let out = a.common.out_dir("sweep-cnn");
+            let jobs = cnn_jobs(&out, &a.kernel, &a.seeds, &a.hyper, a.common.batch_size);
+            (
+                jobs,
+                a.common,
+                out,
+                "CNN sweep: training curves by kernel size",
+                "kernel size",
+            )
+        }
+    };
+    warn_if_debug();
+    let threads = super::set_threads(common.threads)?;
+    std::fs::create_dir_all(&name)?;
+    let data = DataCache::new(&common.data)?;
+    println!(
+        "sweep of {} runs into {} ({threads} threads)",
+        jobs.len(),
+        name.display()
+    );
+    let results = run_jobs(&jobs, !common.overwrite, &data)?;
+    let summaries = summarise(&results);
+    write_sweep_outputs(&name, title, parameter, &summaries)?;
+    println!("\n{}", std::fs::read_to_string(name.join("results.md"))?);
+    println!(
+        "Wrote {}/results.md, results.csv, curves.png and curves.svg",
+        name.display()
+    );
+    Ok(())
+}
+
+/// Runs a plan, printing each run's start and epochs with the plan's ETA.
+pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache) -> Result<Vec<JobResult>> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let batches: usize = jobs
+        .iter()
+        .map(|j| j.spec.settings.epochs * 60_000usize.div_ceil(j.spec.settings.batch_size))
+        .sum();
+    let bar = progress_bar(batches as u64);
+    let result = run_plan(jobs, reuse, &|n| data.get(n), &command, &mut |e| match e {
+        PlanEvent::Start {
+            job,
+            index,
+            total,
+            reused,
+            eta_seconds,
+        } => bar.suspend(|| {
+            let seed = job.spec.settings.seed;
+            if reused {
+                println!(
+                    "== [{index}/{total}] {} {} seed {seed}: finished earlier in {}, reused",
+                    job.sweep,
+                    job.label,
+                    job.dir.display()
+                );
+            } else {
+                let eta = eta_seconds
+                    .map(|s| format!(", ETA for all runs {}", format_duration(s)))
+                    .unwrap_or_default();
+                println!(
+                    "== [{index}/{total}] {} {} seed {seed} → {}{eta}",
+                    job.sweep,
+                    job.label,
+                    job.dir.display()
+                );
+            }
+        }),
+        PlanEvent::Epoch {
+            job,
+            record,
+            eta_seconds,
+        } => {
+            let eta = eta_seconds
+                .map(|s| format!(", ETA {}", format_duration(s)))
+                .unwrap_or_default();
+            bar.suspend(|| println!("{}", epoch_line(record, job.spec.settings.epochs, &eta)));
+        }
+        PlanEvent::Batch => bar.inc(1),
+    });
+    bar.finish_and_clear();
+    result
+}

@@ -1,0 +1,644 @@
+//! Experiments: one training run into a run folder, sweeps over a
+//! hyperparameter (resumable: finished runs are verified and skipped), their
+//! result tables and figures, and the reproduction of the report's tables.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow};
+
+use crate::atomic::write_atomic;
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::batches::{Normalize, Samples};
+use crate::data::mnist::Dataset;
+use crate::init::Init;
+use crate::models::{Mlp, ModelSpec, Net, Network};
+use crate::plot::{Panel, Series, save_figure};
+use crate::run::{CONFIG_FILE, HISTORY_FILE, RunConfig, RunDir};
+use crate::train::{self, EpochRecord, Progress, Settings};
+
+/// Everything that defines one training run (besides the data).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunSpec {
+    pub model: ModelSpec,
+    pub init: Init,
+    pub init_std: f64,
+    pub normalize: Normalize,
+    pub settings: Settings,
+}
+
+/// A dataset's splits, normalised.
+pub struct Data {
+    pub dataset: Dataset,
+    pub dir: PathBuf,
+    pub normalize: Normalize,
+    pub train: Samples,
+    pub test: Samples,
+}
+
+impl RunSpec {
+    /// The configuration saved in `config.json`.
+    pub fn config(&self, data: &Data, command: &str) -> RunConfig {
+        RunConfig {
+            scratchnet_version: env!("CARGO_PKG_VERSION").to_string(),
+            model: self.model,
+            init: self.init,
+            init_std: self.init_std,
+            settings: self.settings,
+            normalize: self.normalize,
+            dataset: data.dataset,
+            data_dir: data.dir.clone(),
+            threads: rayon::current_num_threads(),
+            command: command.to_string(),
+        }
+    }
+
+    /// Relative cost of one epoch, for ETAs: multiply-adds of one forward pass
+    /// per sample, plus a fixed share for everything that does not scale with
+    /// the model (batching, the loss, evaluation); roughly proportional to time.
+    pub fn cost(&self) -> f64 {
+        const OVERHEAD: f64 = 50_000.0;
+        OVERHEAD
+            + match self.model {
+                ModelSpec::Mlp {
+                    input,
+                    hidden,
+                    classes,
+                } => (input * hidden + hidden * classes) as f64,
+                ModelSpec::Cnn {
+                    side,
+                    kernel,
+                    filters,
+                    classes,
+                    ..
+                } => {
+                    let os = (side - kernel + 1) as f64;
+                    let f = filters as f64;
+                    f * (kernel * kernel) as f64 * os * os + f * os * os * classes as f64
+                }
+            }
+    }
+}
+
+/// Trains `spec` into `run_dir`: `config.json` first, `history.csv` after every
+/// epoch, then `model.safetensors` and `curves.png`/`.svg`.
+pub fn execute(
+    spec: &RunSpec,
+    data: &Data,
+    run_dir: &RunDir,
+    command: &str,
+    report: &mut dyn FnMut(Progress),
+) -> Result<Vec<EpochRecord>> {
+    anyhow::ensure!(
+        data.normalize == spec.normalize,
+        "data normalised differently from the run"
+    );
+    match spec.model.build() {
+        Net::Mlp(net) => {
+            let net = Mlp {
+                init: spec.init,
+                init_std: spec.init_std,
+                ..net
+            };
+            execute_net(&net, spec, data, run_dir, command, report)
+        }
+        Net::Cnn(net) => execute_net(&net, spec, data, run_dir, command, report),
+    }
+}
+
+fn execute_net<N: Network<f32>>(
+    net: &N,
+    spec: &RunSpec,
+    data: &Data,
+    run_dir: &RunDir,
+    command: &str,
+    report: &mut dyn FnMut(Progress),
+) -> Result<Vec<EpochRecord>> {
+    let settings = spec.settings;
+    if settings.batch_size > data.train.len() {
+        anyhow::bail!(
+            "--batch-size {} is larger than the {} training images",
+            settings.batch_size,
+            data.train.len()
+        );
+    }
+    let config = spec.config(data, command);
+    run_dir.write_config(&config)?;
+    let mut params = train::init_params(net, settings.seed);
+    let mut history: Vec<EpochRecord> = Vec::new();
+    let mut write_error = None;
+    let result = train::train(net, &mut params, &data.train, &data.test, &settings, &mut |p| {
+        if let Progress::Epoch(r) = &p {
+            history.push((*r).clone());
+            if let Err(e) = run_dir.write_history(&history) {
+                write_error.get_or_insert(e);
+            }
+        }
+        report(p);
+    });
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    let history = result.map_err(|e| {
+        anyhow!(
+            "{e}\nThe history of the {} completed epochs is in {}",
+            history.len(),
+            run_dir.path.join(HISTORY_FILE).display()
+        )
+    })?;
+    let last = history.last().expect("at least one epoch");
+    let metrics = serde_json::json!({
+        "test_accuracy": last.test_accuracy,
+        "train_loss": last.train_loss,
+        "train_accuracy": last.train_accuracy,
+        "epochs": last.epoch,
+        "seconds": history.iter().map(|r| r.seconds).sum::<f64>(),
+    });
+    checkpoint::save(
+        &run_dir.model_path(),
+        &Checkpoint {
+            spec: spec.model,
+            params,
+            dataset: data.dataset,
+            normalize: spec.normalize,
+            config: Some(serde_json::to_string(&config)?),
+            metrics: Some(metrics.to_string()),
+        },
+    )?;
+    save_run_curves(&run_dir.path, &spec.model.describe(), &history)?;
+    Ok(history)
+}
+
+/// `curves.png`/`.svg` of one run: training loss; training and test accuracy.
+pub fn save_run_curves(dir: &Path, title: &str, history: &[EpochRecord]) -> Result<()> {
+    let pts = |f: fn(&EpochRecord) -> f64| history.iter().map(|r| (r.epoch as f64, f(r))).collect::<Vec<_>>();
+    let loss = Panel {
+        title: "Training loss".into(),
+        y_label: "cross-entropy (log scale)".into(),
+        log_y: true,
+        series: vec![Series {
+            label: "train loss".into(),
+            points: pts(|r| r.train_loss),
+            thin: false,
+        }],
+    };
+    let acc = Panel {
+        title: "Accuracy".into(),
+        y_label: "accuracy".into(),
+        log_y: false,
+        series: vec![
+            Series {
+                label: "train".into(),
+                points: pts(|r| r.train_accuracy),
+                thin: false,
+            },
+            Series {
+                label: "test".into(),
+                points: pts(|r| r.test_accuracy),
+                thin: true,
+            },
+        ],
+    };
+    save_figure(dir, "curves", title, &[loss, acc])
+}
+
+/// Parses a `history.csv`.
+pub fn read_history(path: &Path) -> Result<Vec<EpochRecord>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    text.lines()
+        .skip(1)
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |j: usize| -> Result<f64> {
+                f.get(j)
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| anyhow!("{}: line {} is malformed: {line:?}", path.display(), i + 2))
+            };
+            Ok(EpochRecord {
+                epoch: num(0)? as usize,
+                train_loss: num(1)?,
+                train_accuracy: num(2)?,
+                test_accuracy: num(3)?,
+                seconds: num(4)?,
+            })
+        })
+        .collect()
+}
+
+/// The history of a run folder that already holds this exact run, finished:
+/// same configuration, a checkpoint of the same model that loads, and every epoch.
+pub fn finished_run(dir: &Path, spec: &RunSpec, dataset: Dataset) -> Option<Vec<EpochRecord>> {
+    let config: RunConfig =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE)).ok()?).ok()?;
+    let same = config.model == spec.model
+        && config.init == spec.init
+        && config.init_std == spec.init_std
+        && config.settings == spec.settings
+        && config.normalize == spec.normalize
+        && config.dataset == dataset;
+    if !same {
+        return None;
+    }
+    let ckpt = checkpoint::load(&dir.join(crate::run::MODEL_FILE)).ok()?;
+    if ckpt.spec != spec.model {
+        return None;
+    }
+    let history = read_history(&dir.join(HISTORY_FILE)).ok()?;
+    (history.len() == spec.settings.epochs).then_some(history)
+}
+
+/// One run of a sweep.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Which sweep it belongs to ("mlp", "cnn").
+    pub sweep: String,
+    /// The configuration's label in tables and legends ("H=256", "K=7").
+    pub label: String,
+    /// The swept value.
+    pub value: usize,
+    pub spec: RunSpec,
+    /// Its run folder.
+    pub dir: PathBuf,
+}
+
+/// What a job produced.
+#[derive(Clone, Debug)]
+pub struct JobResult {
+    pub job: Job,
+    pub history: Vec<EpochRecord>,
+    /// Whether it was found finished on disk rather than trained now.
+    pub reused: bool,
+}
+
+/// Events of a plan, for printing.
+pub enum PlanEvent<'a> {
+    /// A job starts (index from 1) or was found finished.
+    Start {
+        job: &'a Job,
+        index: usize,
+        total: usize,
+        reused: bool,
+        eta_seconds: Option<f64>,
+    },
+    /// An epoch of the current job ended.
+    Epoch {
+        job: &'a Job,
+        record: &'a EpochRecord,
+        eta_seconds: Option<f64>,
+    },
+    Batch,
+}
+
+/// Runs `jobs` in order. With `reuse`, jobs already finished in their folders
+/// (verified by [`finished_run`]) are skipped and their results read back.
+/// `data_for` gives the data of a normalisation (loaded once by the caller).
+pub fn run_plan(
+    jobs: &[Job],
+    reuse: bool,
+    data_for: &dyn Fn(Normalize) -> Result<std::sync::Arc<Data>>,
+    command: &str,
+    report: &mut dyn FnMut(PlanEvent),
+) -> Result<Vec<JobResult>> {
+    let work = |j: &Job| j.spec.cost() * j.spec.settings.epochs as f64;
+    let total_work: f64 = jobs.iter().map(work).sum();
+    let mut done_work = 0.0;
+    let mut trained_work = 0.0;
+    let mut trained_seconds = 0.0;
+    let eta = |done: f64, trained_w: f64, trained_s: f64| {
+        (trained_w > 0.0).then(|| (total_work - done).max(0.0) * trained_s / trained_w)
+    };
+    let mut results = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let data = data_for(job.spec.normalize)?;
+        if let Some(history) = reuse
+            .then(|| finished_run(&job.dir, &job.spec, data.dataset))
+            .flatten()
+        {
+            report(PlanEvent::Start {
+                job,
+                index: i + 1,
+                total: jobs.len(),
+                reused: true,
+                eta_seconds: None,
+            });
+            done_work += work(job);
+            results.push(JobResult {
+                job: job.clone(),
+                history,
+                reused: true,
+            });
+            continue;
+        }
+        report(PlanEvent::Start {
+            job,
+            index: i + 1,
+            total: jobs.len(),
+            reused: false,
+            eta_seconds: eta(done_work, trained_work, trained_seconds),
+        });
+        let run_dir = RunDir::create(&job.dir, true)?;
+        let per_epoch = job.spec.cost();
+        let started = Instant::now();
+        let history = execute(&job.spec, &data, &run_dir, command, &mut |p| match p {
+            Progress::Epoch(r) => {
+                let elapsed = started.elapsed().as_secs_f64();
+                let w = per_epoch * r.epoch as f64;
+                let eta_seconds = eta(done_work + w, trained_work + w, trained_seconds + elapsed);
+                report(PlanEvent::Epoch {
+                    job,
+                    record: r,
+                    eta_seconds,
+                });
+            }
+            Progress::Batch { .. } => report(PlanEvent::Batch),
+        })?;
+        trained_seconds += started.elapsed().as_secs_f64();
+        trained_work += work(job);
+        done_work += work(job);
+        results.push(JobResult {
+            job: job.clone(),
+            history,
+            reused: false,
+        });
+    }
+    Ok(results)
+}
+
+/// One configuration of a sweep, aggregated over its seeds.
+#[derive(Clone, Debug)]
+pub struct ConfigSummary {
+    pub label: String,
+    pub value: usize,
+    pub seeds: usize,
+    pub test_accuracy_mean: f64,
+    pub test_accuracy_std: f64,
+    pub final_train_loss: f64,
+    pub final_train_accuracy: f64,
+    pub seconds_per_epoch: f64,
+    pub total_seconds: f64,
+    /// Per epoch, means over seeds: (train loss, train accuracy).
+    pub curve: Vec<(f64, f64)>,
+}
+
+/// Groups a sweep's results by swept value, in first-seen order.
+pub fn summarise(results: &[JobResult]) -> Vec<ConfigSummary> {
+    let mut values: Vec<usize> = Vec::new();
+    for r in results {
+        if !values.contains(&r.job.value) {
+            values.push(r.job.value);
+        }
+    }
+    values
+        .iter()
+        .map(|&v| {
+            let runs: Vec<&JobResult> = results.iter().filter(|r| r.job.value == v).collect();
+            let n = runs.len() as f64;
+            let last = |f: fn(&EpochRecord) -> f64| {
+                runs.iter()
+                    .map(|r| f(r.history.last().expect("epochs")))
+                    .collect::<Vec<_>>()
+            };
+            let tests = last(|e| e.test_accuracy);
+            let mean = tests.iter().sum::<f64>() / n;
+            let std = if runs.len() > 1 {
+                (tests.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+            } else {
+                0.0
+            };
+            let total_seconds = runs
+                .iter()
+                .flat_map(|r| r.history.iter().map(|e| e.seconds))
+                .sum::<f64>();
+            let epochs = runs.iter().map(|r| r.history.len()).sum::<usize>() as f64;
+            let len = runs.iter().map(|r| r.history.len()).min().unwrap_or(0);
+            let curve = (0..len)
+                .map(|e| {
+                    let l = runs.iter().map(|r| r.history[e].train_loss).sum::<f64>() / n;
+                    let a = runs.iter().map(|r| r.history[e].train_accuracy).sum::<f64>() / n;
+                    (l, a)
+                })
+                .collect();
+            ConfigSummary {
+                label: runs[0].job.label.clone(),
+                value: v,
+                seeds: runs.len(),
+                test_accuracy_mean: mean,
+                test_accuracy_std: std,
+                final_train_loss: last(|e| e.train_loss).iter().sum::<f64>() / n,
+                final_train_accuracy: last(|e| e.train_accuracy).iter().sum::<f64>() / n,
+                seconds_per_epoch: total_seconds / epochs.max(1.0),
+                total_seconds,
+                curve,
+            }
+        })
+        .collect()
+}
+
+/// Test accuracy as "97.01 %" or "97.01 ± 0.12 %".
+pub fn format_accuracy(s: &ConfigSummary) -> String {
+    if s.seeds > 1 {
+        format!(
+            "{:.2} ± {:.2} %",
+            100.0 * s.test_accuracy_mean,
+            100.0 * s.test_accuracy_std
+        )
+    } else {
+        format!("{:.2} %", 100.0 * s.test_accuracy_mean)
+    }
+}
+
+/// Writes `results.md`, `results.csv` and `curves.png`/`.svg` of a sweep into `dir`.
+pub fn write_sweep_outputs(
+    dir: &Path,
+    title: &str,
+    parameter: &str,
+    summaries: &[ConfigSummary],
+) -> Result<()> {
+    let mut csv = String::from(
+        "configuration,value,seeds,test_accuracy_mean,test_accuracy_std,final_train_loss,final_train_accuracy,seconds_per_epoch,total_seconds\n",
+    );
+    let mut md = format!(
+        "# {title}\n\n| {parameter} | test accuracy | final train loss | final train accuracy | s / epoch | total s |\n| --- | --- | --- | --- | --- | --- |\n"
+    );
+    for s in summaries {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{:.6},{:.6},{:.6},{:.6},{:.4},{:.2}",
+            s.label,
+            s.value,
+            s.seeds,
+            s.test_accuracy_mean,
+            s.test_accuracy_std,
+            s.final_train_loss,
+            s.final_train_accuracy,
+            s.seconds_per_epoch,
+            s.total_seconds
+        );
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.4} | {:.4} | {:.2} | {:.1} |",
+            s.label,
+            format_accuracy(s),
+            s.final_train_loss,
+            s.final_train_accuracy,
+            s.seconds_per_epoch,
+            s.total_seconds
+        );
+    }
+    let seeds = summaries.iter().map(|s| s.seeds).max().unwrap_or(1);
+    if seeds > 1 {
+        let _ = writeln!(
+            md,
+            "\nTest accuracy: mean ± sample standard deviation over {seeds} seeds; other columns are means."
+        );
+    }
+    let _ = writeln!(md, "\n![learning curves](curves.png)");
+    write_atomic(&dir.join("results.csv"), csv.as_bytes())?;
+    write_atomic(&dir.join("results.md"), md.as_bytes())?;
+    let series = |f: fn(&(f64, f64)) -> f64| {
+        summaries
+            .iter()
+            .map(|s| Series {
+                label: s.label.clone(),
+                points: s
+                    .curve
+                    .iter()
+                    .enumerate()
+                    .map(|(e, p)| ((e + 1) as f64, f(p)))
+                    .collect(),
+                thin: false,
+            })
+            .collect::<Vec<_>>()
+    };
+    let panels = [
+        Panel {
+            title: "Training loss".into(),
+            y_label: "cross-entropy (log scale)".into(),
+            log_y: true,
+            series: series(|p| p.0),
+        },
+        Panel {
+            title: "Training accuracy".into(),
+            y_label: "accuracy".into(),
+            log_y: false,
+            series: series(|p| p.1),
+        },
+    ];
+    save_figure(dir, "curves", title, &panels)
+}
+
+/// The report's test accuracies: MLP by hidden size (section 3.4).
+pub const REPORT_MLP: [(usize, f64); 5] = [
+    (32, 0.9569),
+    (64, 0.9694),
+    (128, 0.9679),
+    (256, 0.9701),
+    (512, 0.9640),
+];
+/// The report's test accuracies: CNN by kernel size (section 3.5).
+pub const REPORT_CNN: [(usize, f64); 5] = [(3, 0.9116), (5, 0.9047), (7, 0.9277), (9, 0.9129), (11, 0.9252)];
+
+/// A markdown table comparing a sweep with the report's numbers.
+pub fn comparison_table(
+    parameter: &str,
+    report: &[(usize, f64)],
+    ours: &[ConfigSummary],
+    label: fn(usize) -> String,
+) -> String {
+    let mut md = format!("| {parameter} | report | scratchnet | difference |\n| --- | --- | --- | --- |\n");
+    for &(v, r) in report {
+        match ours.iter().find(|s| s.value == v) {
+            Some(s) => {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.2} % | {} | {:+.2} pp |",
+                    label(v),
+                    100.0 * r,
+                    format_accuracy(s),
+                    100.0 * (s.test_accuracy_mean - r)
+                );
+            }
+            None => {
+                let _ = writeln!(md, "| {} | {:.2} % | not run | |", label(v), 100.0 * r);
+            }
+        }
+    }
+    md
+}
+
+/// The CPU model, from /proc/cpuinfo where available.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// "1h02m03s", "4m05s" or "12s".
+pub fn format_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, m, sec) => format!("{h}h{m:02}m{sec:02}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_round_trips_through_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = vec![
+            EpochRecord {
+                epoch: 1,
+                train_loss: 0.5,
+                train_accuracy: 0.8,
+                test_accuracy: 0.85,
+                seconds: 1.5,
+            },
+            EpochRecord {
+                epoch: 2,
+                train_loss: 0.25,
+                train_accuracy: 0.9,
+                test_accuracy: 0.875,
+                seconds: 1.25,
+            },
+        ];
+        let p = dir.path().join("history.csv");
+        std::fs::write(&p, crate::run::history_csv(&h)).unwrap();
+        assert_eq!(read_history(&p).unwrap(), h);
+        std::fs::write(&p, "epoch,a\n1,x\n").unwrap();
+        assert!(format!("{:#}", read_history(&p).unwrap_err()).contains("line 2"));
+    }
+
+    #[test]
+    fn comparison_and_durations() {
+        let s = ConfigSummary {
+            label: "H=32".into(),
+            value: 32,
+            seeds: 1,
+            test_accuracy_mean: 0.9600,
+            test_accuracy_std: 0.0,
+            final_train_loss: 0.1,
+            final_train_accuracy: 0.99,
+            seconds_per_epoch: 0.1,
+            total_seconds: 10.0,
+            curve: vec![],
+        };
+        let md = comparison_table("hidden", &REPORT_MLP, &[s], |v| v.to_string());
+        assert!(md.contains("| 32 | 95.69 % | 96.00 % | +0.31 pp |"), "{md}");
+        assert!(md.contains("| 64 | 96.94 % | not run |"), "{md}");
+        assert_eq!(format_duration(3723.0), "1h02m03s");
+        assert_eq!(format_duration(65.0), "1m05s");
+    }
+}

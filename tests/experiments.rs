@@ -1,0 +1,114 @@
+//! Sweeps and the reproduction, end to end on real MNIST (with few epochs).
+
+mod common;
+
+use common::{scratchnet, stderr, stdout};
+
+#[test]
+fn reproduce_quick_writes_the_report_folder() {
+    let Some(mnist) = common::mnist_dir("reproduce_quick_writes_the_report_folder") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("rep");
+    let o = scratchnet(&[
+        "reproduce",
+        "--quick",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for want in [
+        "| 32 | 95.69 % |",
+        "| 512 | 96.40 % |",
+        "| 3 × 3 | 91.16 % |",
+        "| 11 × 11 | 92.52 % |",
+        "machine:",
+        "total time:",
+        "Quick smoke test",
+        "mlp/curves.png",
+    ] {
+        assert!(report.contains(want), "missing {want:?} in\n{report}");
+    }
+    // Every cell has a number of ours and a difference.
+    assert_eq!(report.matches(" pp |").count(), 10, "{report}");
+    for sweep in ["mlp", "cnn"] {
+        for f in ["results.md", "results.csv", "curves.png", "curves.svg"] {
+            assert!(dir.join(sweep).join(f).is_file(), "{sweep}/{f}");
+        }
+        let csv = std::fs::read_to_string(dir.join(sweep).join("results.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 6, "{csv}");
+        let svg = std::fs::read_to_string(dir.join(sweep).join("curves.svg")).unwrap();
+        let labels: &[&str] = if sweep == "mlp" {
+            &["H=32", "H=64", "H=128", "H=256", "H=512"]
+        } else {
+            &["K=3", "K=5", "K=7", "K=9", "K=11"]
+        };
+        for l in labels {
+            assert!(svg.contains(l), "{sweep} figure lacks {l}");
+        }
+    }
+    for run in ["mlp/h256-s0", "cnn/k7-s0"] {
+        for f in [
+            "config.json",
+            "history.csv",
+            "model.safetensors",
+            "curves.png",
+            "curves.svg",
+        ] {
+            assert!(dir.join(run).join(f).is_file(), "{run}/{f}");
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_sweep_continues_where_it_stopped() {
+    let Some(mnist) = common::mnist_dir("an_interrupted_sweep_continues_where_it_stopped") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("sweep");
+    let args = [
+        "sweep",
+        "mlp",
+        "--hidden",
+        "8,16",
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "1",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    let o = scratchnet(&args);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let first = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert_eq!(first.lines().count(), 3, "{first}");
+    assert!(first.lines().nth(1).unwrap().starts_with("H=8,8,2,"), "{first}");
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    assert!(md.contains(" ± "), "{md}");
+
+    // Simulate an interruption inside the last run: its model was never written.
+    std::fs::remove_file(dir.join("h16-s1/model.safetensors")).unwrap();
+    let o = scratchnet(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.matches("finished earlier").count(), 3, "{out}");
+    assert_eq!(out.matches("Epoch 1/1").count(), 1, "{out}");
+    // Same seeds and thread count: the retrained run gives the same numbers.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("results.csv"))
+            .unwrap()
+            .lines()
+            .nth(1),
+        first.lines().nth(1)
+    );
+    let again = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let acc = |s: &str| s.lines().nth(2).unwrap().split(',').nth(3).unwrap().to_string();
+    assert_eq!(acc(&again), acc(&first));
+}
