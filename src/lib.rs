@@ -14,6 +14,7 @@
 //! units, C classes (10).
 
 pub mod atomic;
+pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod experiments;

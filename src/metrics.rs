@@ -14,6 +14,15 @@ impl Confusion {
         self.counts[truth][predicted] += 1;
     }
 
+    /// Adds another matrix's counts.
+    pub fn merge(&mut self, other: &Confusion) {
+        for (row, o) in self.counts.iter_mut().zip(&other.counts) {
+            for (a, b) in row.iter_mut().zip(o) {
+                *a += b;
+            }
+        }
+    }
+
     pub fn total(&self) -> usize {
         self.counts.iter().flatten().sum()
     }

@@ -1,5 +1,11 @@
 //! The epoch loop: shuffle, gather a batch, forward, loss, backward, update.
 //!
+//! Each batch is cut into one contiguous shard per thread. Every shard runs
+//! forward and backward on its rows with its own workspace and gradient buffer
+//! (its matrix products single-threaded), and the shards' gradients are summed
+//! in shard order before the update: one parallel region per step, and the same
+//! bits for a given seed and thread count.
+//!
 //! Reported per epoch, as in the report: the running means over the epoch's
 //! batches of the batch-mean training loss and of the batch accuracy; then the
 //! test accuracy (recorded, never used for any choice). All buffers are sized
@@ -13,6 +19,8 @@ use crate::metrics::Confusion;
 use crate::models::Network;
 use crate::optim::sgd_step;
 use crate::rng::Rng;
+
+use rayon::prelude::*;
 
 /// PRNG stream used for initialisation (the seed is shared with shuffling).
 pub const INIT_STREAM: u64 = 1;
@@ -66,6 +74,41 @@ pub fn init_params<N: Network<f32>>(net: &N, seed: u64) -> Vec<f32> {
     params
 }
 
+/// One thread's share of a batch: its rows, activations and gradients.
+struct Shard<W> {
+    ws: W,
+    x: Vec<f32>,
+    y: Vec<u8>,
+    d_logits: Vec<f32>,
+    grads: Vec<f32>,
+    rows: usize,
+    score: softmax_ce::BatchScore,
+}
+
+/// Parameters per parallel block of the update.
+const UPDATE_BLOCK: usize = 1 << 14;
+
+/// θ ← θ − η · Σ_s g_s: the shards' gradients summed in shard order, then one
+/// SGD step (the update of optim::sgd_step), in parallel blocks of parameters.
+fn sgd_step_shards<W: Sync>(params: &mut [f32], shards: &[Shard<W>], lr: f32) {
+    if shards.len() == 1 {
+        return sgd_step(params, &shards[0].grads, lr);
+    }
+    params
+        .par_chunks_mut(UPDATE_BLOCK)
+        .enumerate()
+        .for_each(|(block, p)| {
+            let off = block * UPDATE_BLOCK;
+            for (j, (pj, &g0)) in p.iter_mut().zip(&shards[0].grads[off..]).enumerate() {
+                let mut g = g0;
+                for sh in &shards[1..] {
+                    g += sh.grads[off + j];
+                }
+                *pj -= lr * g;
+            }
+        });
+}
+
 /// Trains `params` in place for `settings.epochs` epochs.
 pub fn train<N: Network<f32>>(
     net: &N,
@@ -77,11 +120,19 @@ pub fn train<N: Network<f32>>(
 ) -> Result<Vec<EpochRecord>, Diverged> {
     let bs = settings.batch_size;
     let (d, c) = (net.input_dim(), net.classes());
-    let mut ws = net.workspace(bs);
-    let mut grads = vec![0.0f32; params.len()];
-    let mut x = vec![0.0f32; bs * d];
-    let mut y = vec![0u8; bs];
-    let mut d_logits = vec![0.0f32; bs * c];
+    let n_shards = rayon::current_num_threads().clamp(1, bs);
+    let per_shard = bs.div_ceil(n_shards);
+    let mut shards: Vec<Shard<N::Workspace>> = (0..n_shards)
+        .map(|_| Shard {
+            ws: net.workspace(per_shard),
+            x: vec![0.0; per_shard * d],
+            y: vec![0; per_shard],
+            d_logits: vec![0.0; per_shard * c],
+            grads: vec![0.0; params.len()],
+            rows: 0,
+            score: Default::default(),
+        })
+        .collect();
     let mut batches = Batches::new(train.len(), bs);
     let mut rng = Rng::new(settings.seed, SHUFFLE_STREAM);
     let mut history = Vec::with_capacity(settings.epochs);
@@ -92,10 +143,43 @@ pub fn train<N: Network<f32>>(
         let total = batches.count();
         let (mut loss_sum, mut acc_sum) = (0.0f64, 0.0f64);
         for b in 0..total {
-            let n = gather(train, batches.indices(b), &mut x, &mut y);
-            let logits = net.forward(params, &x, n, &mut ws);
-            let score =
-                softmax_ce::forward_backward(logits, &y[..n], settings.reduction, &mut d_logits[..n * c]);
+            let indices = batches.indices(b);
+            let n = indices.len();
+            let scale = settings.reduction.scale(n) as f32;
+            let shared: &[f32] = params;
+            let step = |(shard, part): (&mut Shard<N::Workspace>, &[u32])| {
+                shard.rows = gather(train, part, &mut shard.x, &mut shard.y);
+                let rows = shard.rows;
+                let logits = net.forward(shared, &shard.x, rows, &mut shard.ws);
+                shard.score = softmax_ce::forward_backward_scaled(
+                    logits,
+                    &shard.y[..rows],
+                    scale,
+                    &mut shard.d_logits[..rows * c],
+                );
+                net.backward(
+                    shared,
+                    &shard.x,
+                    rows,
+                    &shard.d_logits[..rows * c],
+                    &mut shard.ws,
+                    &mut shard.grads,
+                );
+            };
+            let used = n.div_ceil(per_shard);
+            if used == 1 {
+                step((&mut shards[0], indices));
+            } else {
+                shards[..used]
+                    .par_iter_mut()
+                    .zip(indices.par_chunks(per_shard))
+                    .for_each(step);
+            }
+            let mut score = shards[0].score;
+            for sh in &shards[1..used] {
+                score.loss_sum += sh.score.loss_sum;
+                score.correct += sh.score.correct;
+            }
             let batch_loss = score.loss_sum / n as f64;
             if !batch_loss.is_finite() {
                 return Err(Diverged {
@@ -108,8 +192,7 @@ pub fn train<N: Network<f32>>(
             }
             loss_sum += batch_loss;
             acc_sum += score.correct as f64 / n as f64;
-            net.backward(params, &x, n, &d_logits[..n * c], &mut ws, &mut grads);
-            sgd_step(params, &grads, settings.lr);
+            sgd_step_shards(params, &shards[..used], settings.lr);
             report(Progress::Batch {
                 epoch,
                 done: b + 1,
@@ -117,7 +200,7 @@ pub fn train<N: Network<f32>>(
             });
         }
         let seconds = start.elapsed().as_secs_f64();
-        let test_accuracy = evaluate(net, params, test, bs, &mut ws).accuracy();
+        let test_accuracy = evaluate(net, params, test, per_shard).accuracy();
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / total as f64,
@@ -131,35 +214,33 @@ pub fn train<N: Network<f32>>(
     Ok(history)
 }
 
-/// Confusion matrix of `net` on `data`, in batches of `batch_size` (at most the
-/// workspace's batch size).
-pub fn evaluate<N: Network<f32>>(
-    net: &N,
-    params: &[f32],
-    data: &Samples,
-    batch_size: usize,
-    ws: &mut N::Workspace,
-) -> Confusion {
+/// Confusion matrix of `net` on `data`, in batches of `batch_size`, the
+/// batches spread over the threads (each with its own workspace).
+pub fn evaluate<N: Network<f32>>(net: &N, params: &[f32], data: &Samples, batch_size: usize) -> Confusion {
     let d = net.input_dim();
     let c = net.classes();
-    let mut confusion = Confusion::default();
-    for start in (0..data.len()).step_by(batch_size) {
-        let n = batch_size.min(data.len() - start);
-        let logits = net.forward(params, &data.x[start * d..(start + n) * d], n, ws);
-        for (row, &t) in logits.chunks_exact(c).zip(&data.y[start..start + n]) {
-            confusion.add(t as usize, softmax_ce::argmax(row));
+    let batch_size = batch_size.max(1);
+    let n_batches = data.len().div_ceil(batch_size);
+    let threads = rayon::current_num_threads().clamp(1, n_batches.max(1));
+    let per_thread = n_batches.div_ceil(threads).max(1);
+    let part = |t: usize| {
+        let mut ws = net.workspace(batch_size);
+        let mut confusion = Confusion::default();
+        for b in t * per_thread..((t + 1) * per_thread).min(n_batches) {
+            let start = b * batch_size;
+            let n = batch_size.min(data.len() - start);
+            let logits = net.forward(params, &data.x[start * d..(start + n) * d], n, &mut ws);
+            for (row, &label) in logits.chunks_exact(c).zip(&data.y[start..start + n]) {
+                confusion.add(label as usize, softmax_ce::argmax(row));
+            }
         }
-    }
-    confusion
-}
-
-/// [`evaluate`] with its own workspace.
-pub fn evaluate_fresh<N: Network<f32>>(
-    net: &N,
-    params: &[f32],
-    data: &Samples,
-    batch_size: usize,
-) -> Confusion {
-    let mut ws = net.workspace(batch_size);
-    evaluate(net, params, data, batch_size, &mut ws)
+        confusion
+    };
+    (0..threads)
+        .into_par_iter()
+        .map(part)
+        .reduce(Confusion::default, |mut a, b| {
+            a.merge(&b);
+            a
+        })
 }

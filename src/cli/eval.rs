@@ -9,7 +9,7 @@ use scratchnet::data::batches::Samples;
 use scratchnet::data::mnist::{Split, load_split};
 use scratchnet::models::Net;
 use scratchnet::run::MODEL_FILE;
-use scratchnet::train::evaluate_fresh;
+use scratchnet::train::evaluate;
 
 use super::DataArgs;
 
@@ -45,8 +45,8 @@ pub fn run(mut a: EvalArgs) -> Result<()> {
     let test = Samples::from_raw(&raw, ckpt.normalize);
     let bs = a.batch_size.max(1);
     let confusion = match ckpt.spec.build() {
-        Net::Mlp(net) => evaluate_fresh(&net, &ckpt.params, &test, bs),
-        Net::Cnn(net) => evaluate_fresh(&net, &ckpt.params, &test, bs),
+        Net::Mlp(net) => evaluate(&net, &ckpt.params, &test, bs),
+        Net::Cnn(net) => evaluate(&net, &ckpt.params, &test, bs),
     };
     println!("model: {} ({})", ckpt.spec.describe(), path.display());
     println!(

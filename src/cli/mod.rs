@@ -1,6 +1,7 @@
 //! Subcommands, one file each. Exit codes: 0 success, 1 runtime error,
 //! 2 usage error (reported by clap before any work starts).
 
+mod bench;
 mod data;
 mod download;
 mod eval;
@@ -44,6 +45,8 @@ enum Command {
     Reproduce(reproduce::ReproduceArgs),
     /// Evaluate a trained model on the test set
     Eval(eval::EvalArgs),
+    /// Training throughput per model, with the machine's matrix-multiply speed for scale
+    Bench(bench::BenchArgs),
     /// Compare back-propagated gradients with finite differences
     #[command(subcommand)]
     Gradcheck(gradcheck::GradcheckCommand),
@@ -109,5 +112,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Reproduce(a) => reproduce::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Gradcheck(c) => gradcheck::run(c),
+        Command::Bench(a) => bench::run(a),
     }
 }

@@ -14,7 +14,9 @@
 //! - `Im2col`: the patch matrix P[b] of one sample (≈ 95 KB for K=7, so it stays in
 //!   cache) and matrix products through `linalg`;
 //! - `Direct`: for few filters, where a product with F rows cannot amortise building
-//!   P[b], the same sums by shifted multiply-adds over rows of the image.
+//!   P[b], the same sums by shifted multiply-adds: with the output laid out in rows
+//!   of S (not OS) values, each (ky, kx) term is one long contiguous multiply-add
+//!   over the image, which vectorises well.
 //!
 //! The batch is cut into one contiguous chunk per thread; each chunk accumulates its
 //! own ∂L/∂W, and the chunks' sums are added in chunk order, so a seed and a
@@ -52,7 +54,8 @@ pub struct ConvScratch<T> {
 }
 
 struct ChunkScratch<T> {
-    /// P[b] of the sample being processed, `[OS², K²]`.
+    /// Im2col: P[b] of the sample being processed, `[OS², K²]`;
+    /// Direct: one filter's output or gradient laid out wide, `(OS − 1)·S + OS`.
     cols: Vec<T>,
     /// ∂L/∂P[b], `[OS², K²]`.
     d_cols: Vec<T>,
@@ -94,10 +97,10 @@ impl Conv2d {
     /// Scratch for batches of up to `max_batch` samples, one chunk per thread.
     pub fn scratch<T: Scalar>(&self, max_batch: usize) -> ConvScratch<T> {
         let chunks = rayon::current_num_threads().clamp(1, max_batch.max(1));
-        let cols = if self.strategy() == Strategy::Im2col {
-            self.positions() * self.patch()
-        } else {
-            0
+        // Im2col: one sample's patch matrix; Direct: one wide output row-block.
+        let cols = match self.strategy() {
+            Strategy::Im2col => self.positions() * self.patch(),
+            Strategy::Direct => self.wide_len(),
         };
         ConvScratch {
             chunks: (0..chunks)
@@ -156,32 +159,41 @@ impl Conv2d {
 
     fn forward_one<T: Scalar>(&self, img: &[T], w: &[T], bias: Option<&[T]>, cols: &mut [T], zb: &mut [T]) {
         let (p, kk) = (self.positions(), self.patch());
-        for (f, zf) in zb.chunks_exact_mut(p).enumerate() {
-            zf.fill(bias.map_or(T::zero(), |b| b[f]));
-        }
+        let bias_of = |f: usize| bias.map_or(T::zero(), |b| b[f]);
         match self.strategy() {
             Strategy::Im2col => {
+                for (f, zf) in zb.chunks_exact_mut(p).enumerate() {
+                    zf.fill(bias_of(f));
+                }
                 self.im2col(img, cols);
                 matmul_a_bt(self.filters, kk, p, w, cols, T::one(), zb);
             }
             Strategy::Direct => {
+                // `wide` holds OS rows of S values (the last S − OS of each row are
+                // unused), so that for each (ky, kx) the pixels it multiplies are one
+                // contiguous run of the image: z_wide += W[f,ky,kx] · img[ky·S + kx ..].
                 let (s, k, os) = (self.side, self.kernel, self.out_side());
+                let len = self.wide_len();
+                let wide = &mut cols[..len];
                 for (f, zf) in zb.chunks_exact_mut(p).enumerate() {
-                    let wf = &w[f * kk..(f + 1) * kk];
-                    for (oy, out) in zf.chunks_exact_mut(os).enumerate() {
-                        for ky in 0..k {
-                            let row = &img[(oy + ky) * s..(oy + ky + 1) * s];
-                            for kx in 0..k {
-                                let wv = wf[ky * k + kx];
-                                for (o, &v) in out.iter_mut().zip(&row[kx..kx + os]) {
-                                    *o += wv * v;
-                                }
-                            }
+                    wide.fill(bias_of(f));
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let start = ky * s + kx;
+                            T::axpy(wide, w[f * kk + ky * k + kx], &img[start..start + len]);
                         }
+                    }
+                    for (oy, out) in zf.chunks_exact_mut(os).enumerate() {
+                        out.copy_from_slice(&wide[oy * s..oy * s + os]);
                     }
                 }
             }
         }
+    }
+
+    /// Length of a wide row-major output: (OS − 1)·S + OS.
+    fn wide_len(&self) -> usize {
+        (self.out_side() - 1) * self.side + self.out_side()
     }
 
     /// From δ = ∂L/∂z `[B, F·OS²]`: writes ∂L/∂W, ∂L/∂b (if any) and ∂L/∂x (if asked).
@@ -266,31 +278,26 @@ impl Conv2d {
                 }
             }
             Strategy::Direct => {
+                // δ laid out wide (zeros in the unused columns), as in forward:
+                // ∂W[f,ky,kx] = δ_wide · img[ky·S + kx ..],  ∂x[ky·S + kx ..] += W[f,ky,kx] · δ_wide.
                 let (s, k, os) = (self.side, self.kernel, self.out_side());
-                for (f, df) in dzb.chunks_exact(p).enumerate() {
-                    let dwf = &mut sc.d_w[f * kk..(f + 1) * kk];
-                    for (oy, drow) in df.chunks_exact(os).enumerate() {
-                        for ky in 0..k {
-                            let row = &img[(oy + ky) * s..(oy + ky + 1) * s];
-                            for kx in 0..k {
-                                dwf[ky * k + kx] += dot(drow, &row[kx..kx + os]);
-                            }
-                        }
-                    }
-                }
-                if let Some(d_x) = d_x {
+                let len = self.wide_len();
+                let mut d_x = d_x;
+                if let Some(d_x) = d_x.as_deref_mut() {
                     d_x.fill(T::zero());
-                    for (f, df) in dzb.chunks_exact(p).enumerate() {
-                        let wf = &w[f * kk..(f + 1) * kk];
-                        for (oy, drow) in df.chunks_exact(os).enumerate() {
-                            for ky in 0..k {
-                                let row = &mut d_x[(oy + ky) * s..(oy + ky + 1) * s];
-                                for kx in 0..k {
-                                    let wv = wf[ky * k + kx];
-                                    for (o, &g) in row[kx..kx + os].iter_mut().zip(drow) {
-                                        *o += wv * g;
-                                    }
-                                }
+                }
+                let wide = &mut sc.cols[..len];
+                for (f, df) in dzb.chunks_exact(p).enumerate() {
+                    wide.fill(T::zero());
+                    for (oy, drow) in df.chunks_exact(os).enumerate() {
+                        wide[oy * s..oy * s + os].copy_from_slice(drow);
+                    }
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let start = ky * s + kx;
+                            sc.d_w[f * kk + ky * k + kx] += T::dot(wide, &img[start..start + len]);
+                            if let Some(d_x) = d_x.as_deref_mut() {
+                                T::axpy(&mut d_x[start..start + len], w[f * kk + ky * k + kx], wide);
                             }
                         }
                     }
@@ -315,24 +322,6 @@ impl Conv2d {
             }
         }
     }
-}
-
-/// Σ a_i·b_i with eight independent partial sums (so the compiler can vectorise it).
-fn dot<T: Scalar>(a: &[T], b: &[T]) -> T {
-    let mut acc = [T::zero(); 8];
-    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: T = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(&x, &y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().copied().sum::<T>() + tail
 }
 
 /// Reference forward by direct loops: z[b,f,oy,ox] = b_f + Σ_{ky,kx} W[f,ky,kx]·x[b,oy+ky,ox+kx].

@@ -23,6 +23,14 @@ pub enum Reduction {
 }
 
 impl Reduction {
+    /// The factor on ŷ − y for a batch of `batch` samples: 1 or 1/B.
+    pub fn scale(self, batch: usize) -> f64 {
+        match self {
+            Reduction::Sum => 1.0,
+            Reduction::Mean => 1.0 / batch as f64,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Reduction::Sum => "sum",
@@ -58,12 +66,19 @@ pub fn forward_backward<T: Scalar>(
     reduction: Reduction,
     d_logits: &mut [T],
 ) -> BatchScore {
+    forward_backward_scaled(logits, labels, T::of(reduction.scale(labels.len())), d_logits)
+}
+
+/// [`forward_backward`] for part of a batch: ∂L/∂z = (ŷ − y)·`scale`, where the
+/// scale is the whole batch's ([`Reduction::scale`]).
+pub fn forward_backward_scaled<T: Scalar>(
+    logits: &[T],
+    labels: &[u8],
+    scale: T,
+    d_logits: &mut [T],
+) -> BatchScore {
     let batch = labels.len();
     let classes = logits.len() / batch.max(1);
-    let scale = match reduction {
-        Reduction::Sum => T::one(),
-        Reduction::Mean => T::one() / T::of(batch as f64),
-    };
     let mut score = BatchScore::default();
     for ((z, d), &t) in logits
         .chunks_exact(classes)

@@ -15,7 +15,7 @@ pub use mlp::Mlp;
 /// A network that maps a batch of inputs to logits and back-propagates.
 pub trait Network<T: Scalar>: Sync {
     /// Buffers for activations and their gradients, sized for a maximum batch.
-    type Workspace: Send;
+    type Workspace: Send + Sync;
 
     fn layout(&self) -> Layout;
     fn input_dim(&self) -> usize;

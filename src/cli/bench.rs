@@ -1,0 +1,90 @@
+//! `scratchnet bench`: training throughput per model, with the machine's
+//! matrix-multiply speed measured in the same run for scale.
+
+use anyhow::Result;
+use clap::Args;
+use scratchnet::bench::{matmul_peak, peak_rss_mb, time_training};
+use scratchnet::data::mnist::{CLASSES, PIXELS, SIDE};
+use scratchnet::models::ModelSpec;
+
+use super::train::{positive, warn_if_debug};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// MLP hidden sizes to time, comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "256")]
+    hidden: Vec<usize>,
+    /// CNN configurations KxF to time (kernel x filters), comma-separated
+    #[arg(long, value_delimiter = ',', default_value = "7x1,7x32")]
+    cnn: Vec<String>,
+    /// Mini-batch size
+    #[arg(long, default_value_t = 128, value_parser = positive)]
+    batch_size: usize,
+    /// Synthetic samples per timed epoch (times are scaled to 60,000)
+    #[arg(long, default_value_t = 15_360, value_parser = positive)]
+    samples: usize,
+    /// Timed epochs per configuration (min and median reported)
+    #[arg(long, default_value_t = 5, value_parser = positive)]
+    repeats: usize,
+    /// Worker threads (0: one per core)
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    warn_if_debug();
+    let threads = super::set_threads(a.threads)?;
+    let mut specs: Vec<ModelSpec> = a
+        .hidden
+        .iter()
+        .map(|&hidden| ModelSpec::Mlp {
+            input: PIXELS,
+            hidden,
+            classes: CLASSES,
+        })
+        .collect();
+    for c in &a.cnn {
+        let (k, f) = c
+            .split_once('x')
+            .and_then(|(k, f)| Some((k.parse::<usize>().ok()?, f.parse::<usize>().ok()?)))
+            .filter(|&(k, f)| (1..=SIDE).contains(&k) && f > 0)
+            .ok_or_else(|| anyhow::anyhow!("--cnn {c}: expected KxF with 1 ≤ K ≤ 28 and F ≥ 1, e.g. 7x32"))?;
+        specs.push(ModelSpec::Cnn {
+            side: SIDE,
+            kernel: k,
+            filters: f,
+            conv_bias: false,
+            classes: CLASSES,
+        });
+    }
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()?
+        .install(|| matmul_peak(1024, 5));
+    let all = matmul_peak(1024, 5);
+    println!(
+        "matrix-multiply speed (f32 1024³, best of 5): {one:.1} GFLOP/s on 1 thread, {all:.1} GFLOP/s on {threads}"
+    );
+    println!(
+        "training, batch {}, {threads} threads, synthetic data, {} samples per timed epoch scaled to 60,000:",
+        a.batch_size, a.samples
+    );
+    println!("| model | s/epoch (min) | s/epoch (median) | samples/s | GFLOP/s | % of matmul speed |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for spec in &specs {
+        let t = time_training(spec, a.batch_size, a.samples, a.repeats);
+        println!(
+            "| {} | {:.3} | {:.3} | {:.0} | {:.1} | {:.0} % |",
+            spec.describe(),
+            t.seconds_per_epoch_min,
+            t.seconds_per_epoch_median,
+            t.samples_per_second,
+            t.gflops,
+            100.0 * t.gflops / all
+        );
+    }
+    if let Some(mb) = peak_rss_mb() {
+        println!("peak resident memory of this process: {mb:.0} MB");
+    }
+    Ok(())
+}
