@@ -35,6 +35,8 @@ pub struct Checkpoint {
     pub config: Option<String>,
     /// Final metrics (JSON), if known.
     pub metrics: Option<String>,
+    /// Where an unfinished run stopped (JSON), in resume checkpoints.
+    pub resume: Option<String>,
 }
 
 /// Writes `ckpt` to `path` atomically.
@@ -70,6 +72,9 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     }
     if let Some(m) = &ckpt.metrics {
         meta.insert("metrics".to_string(), m.clone());
+    }
+    if let Some(r) = &ckpt.resume {
+        meta.insert("resume".to_string(), r.clone());
     }
     let file = safetensors::serialize(views, Some(meta)).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     write_atomic(path, &file)
@@ -166,6 +171,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
         normalize,
         config: meta.get("config").cloned(),
         metrics: meta.get("metrics").cloned(),
+        resume: meta.get("resume").cloned(),
     })
 }
 
@@ -187,6 +193,7 @@ mod tests {
             normalize: Normalize::Standard,
             config: Some("{\"a\":1}".into()),
             metrics: None,
+            resume: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
@@ -16,7 +17,7 @@ use crate::init::Init;
 use crate::models::{Mlp, ModelSpec, Net, Network};
 use crate::plot::{Panel, Series, save_figure};
 use crate::run::{CONFIG_FILE, HISTORY_FILE, RunConfig, RunDir};
-use crate::train::{self, EpochRecord, Progress, Settings};
+use crate::train::{self, EpochRecord, Outcome, Position, Progress, Settings};
 
 /// Everything that defines one training run (besides the data).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,15 +82,56 @@ impl RunSpec {
     }
 }
 
+/// How [`execute`] runs.
+#[derive(Clone, Copy, Default)]
+pub struct ExecuteOptions<'a> {
+    /// The command line, recorded in `config.json`.
+    pub command: &'a str,
+    /// Checked after every batch: when set, the run saves where it is and stops.
+    pub stop: Option<&'a AtomicBool>,
+    /// Write a resume checkpoint every this many epochs (0: never).
+    pub checkpoint_every: usize,
+}
+
+/// Where an unfinished run stopped, stored in its resume checkpoint.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResumeState {
+    pub position: Position,
+    pub history: Vec<EpochRecord>,
+    /// Threads of the run: resuming with the same count gives the same bits.
+    pub threads: usize,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEnd {
+    Finished(Vec<EpochRecord>),
+    /// Stopped on request; the resume checkpoint holds this position.
+    Interrupted(Position),
+}
+
 /// Trains `spec` into `run_dir`: `config.json` first, `history.csv` after every
-/// epoch, then `model.safetensors` and `curves.png`/`.svg`.
+/// epoch, a resume checkpoint every `checkpoint_every` epochs and on
+/// interruption, then `model.safetensors` and `curves.png`/`.svg`.
 pub fn execute(
     spec: &RunSpec,
     data: &Data,
     run_dir: &RunDir,
-    command: &str,
+    options: ExecuteOptions,
     report: &mut dyn FnMut(Progress),
-) -> Result<Vec<EpochRecord>> {
+) -> Result<RunEnd> {
+    execute_from(spec, data, run_dir, options, None, report)
+}
+
+/// [`execute`], continuing from a resume checkpoint when `resume` is given.
+pub fn execute_from(
+    spec: &RunSpec,
+    data: &Data,
+    run_dir: &RunDir,
+    options: ExecuteOptions,
+    resume: Option<(Vec<f32>, ResumeState)>,
+    report: &mut dyn FnMut(Progress),
+) -> Result<RunEnd> {
     anyhow::ensure!(
         data.normalize == spec.normalize,
         "data normalised differently from the run"
@@ -101,20 +143,37 @@ pub fn execute(
                 init_std: spec.init_std,
                 ..net
             };
-            execute_net(&net, spec, data, run_dir, command, report)
+            execute_net(&net, spec, data, run_dir, options, resume, report)
         }
-        Net::Cnn(net) => execute_net(&net, spec, data, run_dir, command, report),
+        Net::Cnn(net) => execute_net(&net, spec, data, run_dir, options, resume, report),
     }
 }
 
+/// Reads the resume checkpoint of `run_dir`.
+pub fn load_resume(run_dir: &RunDir) -> Result<(Checkpoint, ResumeState)> {
+    let path = run_dir.resume_path();
+    let ckpt = checkpoint::load(&path)?;
+    let state = ckpt.resume.as_deref().ok_or_else(|| {
+        anyhow!(
+            "{}: not a resume checkpoint (no `resume` metadata)",
+            path.display()
+        )
+    })?;
+    let state: ResumeState = serde_json::from_str(state)
+        .with_context(|| format!("{}: the `resume` metadata is malformed", path.display()))?;
+    Ok((ckpt, state))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn execute_net<N: Network<f32>>(
     net: &N,
     spec: &RunSpec,
     data: &Data,
     run_dir: &RunDir,
-    command: &str,
+    options: ExecuteOptions,
+    resume: Option<(Vec<f32>, ResumeState)>,
     report: &mut dyn FnMut(Progress),
-) -> Result<Vec<EpochRecord>> {
+) -> Result<RunEnd> {
     let settings = spec.settings;
     if settings.batch_size > data.train.len() {
         anyhow::bail!(
@@ -123,51 +182,128 @@ fn execute_net<N: Network<f32>>(
             data.train.len()
         );
     }
-    let config = spec.config(data, command);
-    run_dir.write_config(&config)?;
-    let mut params = train::init_params(net, settings.seed);
-    let mut history: Vec<EpochRecord> = Vec::new();
-    let mut write_error = None;
-    let result = train::train(net, &mut params, &data.train, &data.test, &settings, &mut |p| {
-        if let Progress::Epoch(r) = &p {
-            history.push((*r).clone());
-            if let Err(e) = run_dir.write_history(&history) {
-                write_error.get_or_insert(e);
-            }
+    let config = spec.config(data, options.command);
+    let (mut params, start, mut history) = match resume {
+        Some((params, state)) => (params, state.position, state.history),
+        None => {
+            run_dir.write_config(&config)?;
+            (
+                train::init_params(net, settings.seed),
+                Position::default(),
+                Vec::new(),
+            )
         }
-        report(p);
-    });
+    };
+    let config_json = serde_json::to_string(&config)?;
+    let save_resume = |params: &[f32], position: Position, history: &[EpochRecord]| -> Result<()> {
+        let state = ResumeState {
+            position,
+            history: history.to_vec(),
+            threads: rayon::current_num_threads(),
+        };
+        checkpoint::save(
+            &run_dir.resume_path(),
+            &Checkpoint {
+                spec: spec.model,
+                params: params.to_vec(),
+                dataset: data.dataset,
+                normalize: spec.normalize,
+                config: Some(config_json.clone()),
+                metrics: None,
+                resume: Some(serde_json::to_string(&state)?),
+            },
+        )
+    };
+    let mut write_error = None;
+    let result = train::train_from(
+        net,
+        &mut params,
+        &data.train,
+        &data.test,
+        &settings,
+        start,
+        options.stop,
+        &mut |p| {
+            if let Progress::Epoch(r, params) = &p {
+                history.push((*r).clone());
+                let mut written = run_dir.write_history(&history);
+                let every = options.checkpoint_every;
+                if written.is_ok() && every > 0 && r.epoch % every == 0 && r.epoch < settings.epochs {
+                    written = save_resume(
+                        params,
+                        Position {
+                            epoch: r.epoch + 1,
+                            ..Position::default()
+                        },
+                        &history,
+                    );
+                }
+                if let Err(e) = written {
+                    write_error.get_or_insert(e);
+                }
+            }
+            report(p);
+        },
+    );
     if let Some(e) = write_error {
         return Err(e);
     }
-    let history = result.map_err(|e| {
-        anyhow!(
-            "{e}\nThe history of the {} completed epochs is in {}",
-            history.len(),
-            run_dir.path.join(HISTORY_FILE).display()
-        )
-    })?;
-    let last = history.last().expect("at least one epoch");
-    let metrics = serde_json::json!({
-        "test_accuracy": last.test_accuracy,
-        "train_loss": last.train_loss,
-        "train_accuracy": last.train_accuracy,
-        "epochs": last.epoch,
-        "seconds": history.iter().map(|r| r.seconds).sum::<f64>(),
-    });
-    checkpoint::save(
-        &run_dir.model_path(),
-        &Checkpoint {
-            spec: spec.model,
-            params,
-            dataset: data.dataset,
-            normalize: spec.normalize,
-            config: Some(serde_json::to_string(&config)?),
-            metrics: Some(metrics.to_string()),
-        },
-    )?;
-    save_run_curves(&run_dir.path, &spec.model.describe(), &history)?;
-    Ok(history)
+    match result {
+        Err(e) => {
+            let resume = run_dir.resume_path();
+            let kept = if resume.exists() {
+                format!(
+                    "\nThe last good checkpoint is {} (resume with `scratchnet train --resume {}`, perhaps after lowering the rate).",
+                    resume.display(),
+                    run_dir.path.display()
+                )
+            } else {
+                String::new()
+            };
+            let so_far = if history.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\nThe history of the {} completed epochs is in {}",
+                    history.len(),
+                    run_dir.path.join(HISTORY_FILE).display()
+                )
+            };
+            Err(anyhow!("{e}{so_far}{kept}"))
+        }
+        Ok(Outcome::Interrupted(_, position)) => {
+            save_resume(&params, position, &history)?;
+            Ok(RunEnd::Interrupted(position))
+        }
+        Ok(Outcome::Finished(_)) => {
+            let last = history.last().expect("at least one epoch");
+            let metrics = serde_json::json!({
+                "test_accuracy": last.test_accuracy,
+                "train_loss": last.train_loss,
+                "train_accuracy": last.train_accuracy,
+                "epochs": last.epoch,
+                "seconds": history.iter().map(|r| r.seconds).sum::<f64>(),
+            });
+            checkpoint::save(
+                &run_dir.model_path(),
+                &Checkpoint {
+                    spec: spec.model,
+                    params,
+                    dataset: data.dataset,
+                    normalize: spec.normalize,
+                    config: Some(config_json),
+                    metrics: Some(metrics.to_string()),
+                    resume: None,
+                },
+            )?;
+            save_run_curves(&run_dir.path, &spec.model.describe(), &history)?;
+            if run_dir.resume_path().exists() {
+                std::fs::remove_file(run_dir.resume_path())
+                    .with_context(|| format!("{}: cannot remove", run_dir.resume_path().display()))?;
+            }
+            Ok(RunEnd::Finished(history))
+        }
+    }
 }
 
 /// `curves.png`/`.svg` of one run: training loss; training and test accuracy.
@@ -341,8 +477,12 @@ pub fn run_plan(
         let run_dir = RunDir::create(&job.dir, true)?;
         let per_epoch = job.spec.cost();
         let started = Instant::now();
-        let history = execute(&job.spec, &data, &run_dir, command, &mut |p| match p {
-            Progress::Epoch(r) => {
+        let options = ExecuteOptions {
+            command,
+            ..Default::default()
+        };
+        let end = execute(&job.spec, &data, &run_dir, options, &mut |p| match p {
+            Progress::Epoch(r, _) => {
                 let elapsed = started.elapsed().as_secs_f64();
                 let w = per_epoch * r.epoch as f64;
                 let eta_seconds = eta(done_work + w, trained_work + w, trained_seconds + elapsed);
@@ -354,6 +494,9 @@ pub fn run_plan(
             }
             Progress::Batch { .. } => report(PlanEvent::Batch),
         })?;
+        let RunEnd::Finished(history) = end else {
+            anyhow::bail!("{}: the run stopped before its last epoch", job.dir.display());
+        };
         trained_seconds += started.elapsed().as_secs_f64();
         trained_work += work(job);
         done_work += work(job);

@@ -17,6 +17,9 @@ use crate::train::{EpochRecord, Settings};
 pub const CONFIG_FILE: &str = "config.json";
 pub const HISTORY_FILE: &str = "history.csv";
 pub const MODEL_FILE: &str = "model.safetensors";
+/// Parameters and position of an unfinished run, written every `--checkpoint-every`
+/// epochs and on interruption; removed when the run finishes.
+pub const RESUME_FILE: &str = "resume.safetensors";
 
 /// Everything that determines a run, as saved in `config.json`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -60,6 +63,10 @@ impl RunDir {
 
     pub fn model_path(&self) -> PathBuf {
         self.path.join(MODEL_FILE)
+    }
+
+    pub fn resume_path(&self) -> PathBuf {
+        self.path.join(RESUME_FILE)
     }
 
     pub fn write_config(&self, config: &RunConfig) -> Result<()> {

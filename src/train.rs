@@ -11,6 +11,7 @@
 //! test accuracy (recorded, never used for any choice). All buffers are sized
 //! before the first batch; the loop allocates nothing.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::data::batches::{Batches, Samples, gather};
@@ -49,15 +50,45 @@ pub struct EpochRecord {
 
 /// What the loop reports while it runs.
 pub enum Progress<'a> {
-    Batch { epoch: usize, done: usize, total: usize },
-    Epoch(&'a EpochRecord),
+    Batch {
+        epoch: usize,
+        done: usize,
+        total: usize,
+    },
+    /// An epoch ended; `params` are the parameters after it.
+    Epoch(&'a EpochRecord, &'a [f32]),
 }
 
-/// Training stopped because the loss or the parameters stopped being finite.
+/// Where training is inside an epoch: enough, with the parameters and the
+/// seed, to continue bit-identically (the shuffles of earlier epochs are
+/// replayed from the seed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    /// The epoch in progress (from 1).
+    pub epoch: usize,
+    /// Batches of it already done.
+    pub batch: usize,
+    /// Running sums over those batches of the batch-mean loss and the batch accuracy.
+    pub loss_sum: f64,
+    pub acc_sum: f64,
+    /// Seconds spent on those batches.
+    pub seconds: f64,
+}
+
+/// How a call to [`train`] ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// All epochs done: the history of the epochs this call ran.
+    Finished(Vec<EpochRecord>),
+    /// Stopped on request after a batch: the epochs this call completed, and where it stopped.
+    Interrupted(Vec<EpochRecord>, Position),
+}
+
+/// Training stopped because the loss stopped being finite.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "training diverged: the loss became {loss} at epoch {epoch}, batch {batch}. \
-     The learning rate ({lr}) is probably too large; try --lr {suggestion}"
+     The learning rate ({lr:e}) is probably too large; try --lr {suggestion:e}"
 )]
 pub struct Diverged {
     pub epoch: usize,
@@ -118,6 +149,34 @@ pub fn train<N: Network<f32>>(
     settings: &Settings,
     report: &mut dyn FnMut(Progress),
 ) -> Result<Vec<EpochRecord>, Diverged> {
+    match train_from(
+        net,
+        params,
+        train,
+        test,
+        settings,
+        Position::default(),
+        None,
+        report,
+    )? {
+        Outcome::Finished(h) | Outcome::Interrupted(h, _) => Ok(h),
+    }
+}
+
+/// Trains `params` in place from `start` (the default position is the
+/// beginning) to the last epoch, or until `stop` is set: the flag is checked
+/// after every batch.
+#[allow(clippy::too_many_arguments)]
+pub fn train_from<N: Network<f32>>(
+    net: &N,
+    params: &mut [f32],
+    train: &Samples,
+    test: &Samples,
+    settings: &Settings,
+    start: Position,
+    stop: Option<&AtomicBool>,
+    report: &mut dyn FnMut(Progress),
+) -> Result<Outcome, Diverged> {
     let bs = settings.batch_size;
     let (d, c) = (net.input_dim(), net.classes());
     let n_shards = rayon::current_num_threads().clamp(1, bs);
@@ -137,12 +196,26 @@ pub fn train<N: Network<f32>>(
     let mut rng = Rng::new(settings.seed, SHUFFLE_STREAM);
     let mut history = Vec::with_capacity(settings.epochs);
 
+    let first_epoch = start.epoch.max(1);
     for epoch in 1..=settings.epochs {
-        let start = Instant::now();
+        // Every epoch's shuffle is drawn, so a resumed run sees the same orders.
         batches.shuffle(&mut rng);
+        if epoch < first_epoch {
+            continue;
+        }
+        let started = Instant::now();
         let total = batches.count();
-        let (mut loss_sum, mut acc_sum) = (0.0f64, 0.0f64);
-        for b in 0..total {
+        let resumed = if epoch == first_epoch {
+            start
+        } else {
+            Position {
+                epoch,
+                ..Position::default()
+            }
+        };
+        let (mut loss_sum, mut acc_sum) = (resumed.loss_sum, resumed.acc_sum);
+        let seconds_before = resumed.seconds;
+        for b in resumed.batch..total {
             let indices = batches.indices(b);
             let n = indices.len();
             let scale = settings.reduction.scale(n) as f32;
@@ -198,8 +271,18 @@ pub fn train<N: Network<f32>>(
                 done: b + 1,
                 total,
             });
+            if stop.is_some_and(|s| s.load(Ordering::SeqCst)) && b + 1 < total {
+                let position = Position {
+                    epoch,
+                    batch: b + 1,
+                    loss_sum,
+                    acc_sum,
+                    seconds: seconds_before + started.elapsed().as_secs_f64(),
+                };
+                return Ok(Outcome::Interrupted(history, position));
+            }
         }
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = seconds_before + started.elapsed().as_secs_f64();
         let test_accuracy = evaluate(net, params, test, per_shard).accuracy();
         let record = EpochRecord {
             epoch,
@@ -208,10 +291,19 @@ pub fn train<N: Network<f32>>(
             test_accuracy,
             seconds,
         };
-        report(Progress::Epoch(&record));
+        report(Progress::Epoch(&record, params));
         history.push(record);
+        if epoch < settings.epochs && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Ok(Outcome::Interrupted(
+                history,
+                Position {
+                    epoch: epoch + 1,
+                    ..Position::default()
+                },
+            ));
+        }
     }
-    Ok(history)
+    Ok(Outcome::Finished(history))
 }
 
 /// Confusion matrix of `net` on `data`, in batches of `batch_size`, the

@@ -35,9 +35,8 @@ enum Command {
     Download(download::DownloadArgs),
     /// Summarise a data folder: counts, class histogram, pixel statistics, checksums
     Data(data::DataSummaryArgs),
-    /// Train a model
-    #[command(subcommand)]
-    Train(train::TrainCommand),
+    /// Train a model, or resume an interrupted run (--resume RUN)
+    Train(train::TrainArgs),
     /// Train one model per value of a hyperparameter (and per seed); tables and figures
     #[command(subcommand)]
     Sweep(sweep::SweepCommand),
@@ -102,6 +101,21 @@ pub fn set_threads(threads: usize) -> Result<usize> {
         .map_err(|e| anyhow::anyhow!("cannot start the thread pool: {e}"))?;
     Ok(rayon::current_num_threads())
 }
+
+/// An error that ends the program with a specific exit code.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {

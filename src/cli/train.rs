@@ -2,23 +2,42 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use scratchnet::data::batches::{Normalize, Samples};
 use scratchnet::data::mnist::{
     CLASSES, FileKind, PIXELS, RawSplit, SIDE, Split, load_split, locate, require,
 };
-use scratchnet::experiments::{Data, RunSpec, execute};
+use scratchnet::experiments::{Data, ExecuteOptions, RunEnd, RunSpec, execute_from, load_resume};
 use scratchnet::init::Init;
 use scratchnet::layers::softmax_ce::Reduction;
 use scratchnet::models::ModelSpec;
-use scratchnet::run::{RunDir, utc_stamp};
+use scratchnet::run::{RunConfig, RunDir, utc_stamp};
 use scratchnet::train::{Progress, Settings};
 
 use super::DataArgs;
+
+/// `scratchnet train mlp|cnn …` or `scratchnet train --resume RUN`.
+#[derive(Args, Debug)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_required = false,
+    arg_required_else_help = true
+)]
+pub struct TrainArgs {
+    #[command(subcommand)]
+    model: Option<TrainCommand>,
+    /// Continue an interrupted run from its folder's resume checkpoint
+    #[arg(long, value_name = "RUN")]
+    resume: Option<PathBuf>,
+    /// With --resume: the folder holding the data, if not where the run found it
+    #[arg(long, value_name = "DIR", requires = "resume")]
+    data_dir: Option<PathBuf>,
+}
 
 #[derive(Subcommand, Debug)]
 pub enum TrainCommand {
@@ -117,6 +136,9 @@ pub struct CommonArgs {
     /// Replace a finished run already in --out
     #[arg(long)]
     pub overwrite: bool,
+    /// Write a resume checkpoint every N epochs (0: only when interrupted)
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub checkpoint_every: usize,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -208,18 +230,37 @@ impl CnnHyper {
     }
 }
 
-pub fn run(c: TrainCommand) -> Result<()> {
-    let (spec, common, name) = match c {
-        TrainCommand::Mlp(a) => (
+/// Set by Ctrl-C (SIGINT) or SIGTERM: training stops after the current batch.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Exit code of a run stopped by a signal (128 + SIGINT).
+pub const INTERRUPTED_EXIT: u8 = 130;
+
+fn install_stop_handler() -> Result<()> {
+    ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond interrupt: exiting now without saving");
+            std::process::exit(INTERRUPTED_EXIT as i32);
+        }
+        eprintln!("\ninterrupted: finishing the current batch and saving a resume checkpoint (interrupt again to quit at once)");
+    })
+    .map_err(|e| anyhow::anyhow!("cannot install the interrupt handler: {e}"))
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let (spec, common, name) = match (a.model, a.resume) {
+        (_, Some(run)) => return resume(&run, a.data_dir),
+        (Some(TrainCommand::Mlp(a)), None) => (
             a.hyper.spec(a.hidden, a.common.batch_size, a.seed),
             a.common,
             format!("mlp-h{}", a.hidden),
         ),
-        TrainCommand::Cnn(a) => (
+        (Some(TrainCommand::Cnn(a)), None) => (
             a.hyper.spec(a.kernel, a.common.batch_size, a.seed),
             a.common,
             format!("cnn-k{}-f{}", a.kernel, a.hyper.filters),
         ),
+        (None, None) => unreachable!("clap requires a model or --resume"),
     };
     warn_if_debug();
     let threads = super::set_threads(common.threads)?;
@@ -229,26 +270,128 @@ pub fn run(c: TrainCommand) -> Result<()> {
     print_header(&spec, threads, &data, &out);
     println!("The number of training data: {}", data.train.len());
     println!("The number of testing data: {}", data.test.len());
+    run_to_end(&spec, &data, &run_dir, common.checkpoint_every, None)
+}
 
+/// `train --resume RUN`: the run's configuration and thread count, its resume
+/// checkpoint, and on to the last epoch.
+fn resume(run: &std::path::Path, data_dir: Option<PathBuf>) -> Result<()> {
+    warn_if_debug();
+    let run_dir = RunDir {
+        path: run.to_path_buf(),
+    };
+    let config_path = run.join(scratchnet::run::CONFIG_FILE);
+    let config: RunConfig = serde_json::from_str(
+        &std::fs::read_to_string(&config_path)
+            .with_context(|| format!("{}: cannot read", config_path.display()))?,
+    )
+    .with_context(|| format!("{}: not a run configuration", config_path.display()))?;
+    if run_dir.model_path().exists() && !run_dir.resume_path().exists() {
+        anyhow::bail!(
+            "{} is already finished (it holds {})",
+            run.display(),
+            scratchnet::run::MODEL_FILE
+        );
+    }
+    if !run_dir.resume_path().exists() {
+        anyhow::bail!(
+            "{} holds no resume checkpoint ({}); start the run again instead",
+            run.display(),
+            scratchnet::run::RESUME_FILE
+        );
+    }
+    let (ckpt, state) = load_resume(&run_dir)?;
+    if ckpt.spec != config.model {
+        anyhow::bail!(
+            "{}: the resume checkpoint is of another model than config.json",
+            run.display()
+        );
+    }
+    let threads = super::set_threads(state.threads)?;
+    let spec = RunSpec {
+        model: config.model,
+        init: config.init,
+        init_std: config.init_std,
+        normalize: config.normalize,
+        settings: config.settings,
+    };
+    let args = DataArgs {
+        dataset: config.dataset,
+        data_dir: Some(data_dir.unwrap_or(config.data_dir.clone())),
+        download: false,
+        skip_checksum: false,
+        mirrors: Vec::new(),
+    };
+    let data = DataCache::new(&args)?.get(spec.normalize)?;
+    print_header(&spec, threads, &data, run);
+    let p = state.position;
+    println!(
+        "Resuming at epoch {}/{}, batch {} ({} epochs in the history)",
+        p.epoch,
+        spec.settings.epochs,
+        p.batch,
+        state.history.len()
+    );
+    for r in &state.history {
+        println!("{}", epoch_line(r, spec.settings.epochs, ""));
+    }
+    run_to_end(&spec, &data, &run_dir, 1, Some((ckpt.params, state)))
+}
+
+/// Trains with progress output and interruption handling; prints the final lines.
+fn run_to_end(
+    spec: &RunSpec,
+    data: &Data,
+    run_dir: &RunDir,
+    checkpoint_every: usize,
+    resume: Option<(Vec<f32>, scratchnet::experiments::ResumeState)>,
+) -> Result<()> {
+    install_stop_handler()?;
     let epochs = spec.settings.epochs;
     let bar = progress_bar((epochs * data.train.len().div_ceil(spec.settings.batch_size)) as u64);
+    if let Some((_, state)) = &resume {
+        bar.set_position(
+            ((state.position.epoch.max(1) - 1) * data.train.len().div_ceil(spec.settings.batch_size)
+                + state.position.batch) as u64,
+        );
+    }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let history = execute(&spec, &data, &run_dir, &command, &mut |p| match p {
+    let options = ExecuteOptions {
+        command: &command,
+        stop: Some(&STOP),
+        checkpoint_every,
+    };
+    let end = execute_from(spec, data, run_dir, options, resume, &mut |p| match p {
         Progress::Batch { epoch, .. } => {
             bar.set_message(format!("epoch {epoch}/{epochs}"));
             bar.inc(1);
         }
-        Progress::Epoch(r) => bar.suspend(|| println!("{}", epoch_line(r, epochs, ""))),
+        Progress::Epoch(r, _) => bar.suspend(|| println!("{}", epoch_line(r, epochs, ""))),
     });
     bar.finish_and_clear();
-    let history = history?;
+    let history = match end? {
+        RunEnd::Finished(h) => h,
+        RunEnd::Interrupted(p) => {
+            return Err(super::Exit {
+                code: INTERRUPTED_EXIT,
+                message: format!(
+                    "training interrupted at epoch {}, batch {}; saved {}\nResume with: scratchnet train --resume {}",
+                    p.epoch,
+                    p.batch,
+                    run_dir.resume_path().display(),
+                    run_dir.path.display()
+                ),
+            }
+            .into());
+        }
+    };
     let last = history.last().expect("at least one epoch");
     println!("Test Accuracy: {:.4}", last.test_accuracy);
     let total: f64 = history.iter().map(|r| r.seconds).sum();
     println!(
         "Training took {total:.1} s ({:.2} s per epoch). Saved {} (config.json, history.csv, model.safetensors, curves.png/.svg)",
         total / history.len() as f64,
-        out.display()
+        run_dir.path.display()
     );
     Ok(())
 }
