@@ -22,11 +22,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             )
         })?;
     tmp.write_all(bytes)
+        .and_then(|_| readable_by_all(tmp.as_file()))
         .and_then(|_| tmp.as_file().sync_all())
         .with_context(|| format!("{}: cannot write", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("{}: cannot rename the temporary file into place", path.display()))?;
+    Ok(())
+}
+
+/// Temporary files are created private (0600); a published file gets the usual
+/// 0644 (owner writes, everyone reads).
+pub fn readable_by_all(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    #[cfg(not(unix))]
+    let _ = file;
     Ok(())
 }
 
@@ -50,6 +64,14 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o644
+            );
+        }
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub fn save_figure(dir: &Path, stem: &str, title: &str, panels: &[Panel]) -> Res
         draw(&root, title, panels)?;
         root.present().map_err(|e| anyhow!("{}: {e}", png.display()))?;
     }
+    crate::atomic::readable_by_all(tmp.as_file()).map_err(|e| anyhow!("{}: {e}", png.display()))?;
     tmp.persist(&png)
         .map_err(|e| anyhow!("{}: cannot rename into place: {}", png.display(), e.error))?;
 
