@@ -27,6 +27,7 @@ pub mod models;
 pub mod optim;
 pub mod params;
 pub mod plot;
+pub mod predict;
 pub mod rng;
 pub mod run;
 pub mod train;

@@ -186,6 +186,54 @@ fn mlp_trains_to_95_percent_in_two_epochs_and_eval_reproduces_it() {
         "{out}"
     );
 
+    // predict on a PNG of the first test image agrees with the model's own argmax on it.
+    let test = scratchnet::data::mnist::load_split(
+        &mnist,
+        scratchnet::data::mnist::Dataset::Mnist,
+        scratchnet::data::mnist::Split::Test,
+        scratchnet::data::mnist::Verify::Skip,
+    )
+    .unwrap();
+    let png = runs.path().join("digit.png");
+    image::GrayImage::from_raw(28, 28, test.pixels[..784].to_vec())
+        .unwrap()
+        .save(&png)
+        .unwrap();
+    let table = scratchnet::data::batches::Normalize::Standard.table();
+    let x: Vec<f32> = test.pixels[..784].iter().map(|&p| table[p as usize]).collect();
+    let net = match ckpt.spec.build() {
+        scratchnet::models::Net::Mlp(n) => n,
+        other => panic!("{other:?}"),
+    };
+    use scratchnet::models::Network;
+    let logits = net.forward(&ckpt.params, &x, 1, &mut net.workspace(1)).to_vec();
+    let want = scratchnet::layers::softmax_ce::argmax(&logits);
+    let o = scratchnet(&["predict", run_s, png.to_str().unwrap(), "--top", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = stdout(&o);
+    assert!(
+        line.starts_with(&format!("{}: {want} (", png.display())),
+        "{line} (expected {want})"
+    );
+    assert_eq!(line.matches('(').count(), 2, "{line}");
+    // Errors name the file.
+    let o = scratchnet(&[
+        "predict",
+        run_s,
+        runs.path().join("missing.png").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("missing.png"), "{}", stderr(&o));
+    let bogus = runs.path().join("bogus.png");
+    std::fs::write(&bogus, b"<html>").unwrap();
+    let o = scratchnet(&["predict", run_s, bogus.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("bogus.png") && stderr(&o).contains("not a readable"),
+        "{}",
+        stderr(&o)
+    );
+
     // A finished run is not overwritten by accident.
     let o = scratchnet(&args);
     assert_eq!(o.status.code(), Some(1));

@@ -6,6 +6,7 @@ mod data;
 mod download;
 mod eval;
 mod gradcheck;
+mod predict;
 mod reproduce;
 mod sweep;
 mod train;
@@ -44,6 +45,8 @@ enum Command {
     Reproduce(reproduce::ReproduceArgs),
     /// Evaluate a trained model on the test set
     Eval(eval::EvalArgs),
+    /// Most likely classes of PNG/JPEG digit images
+    Predict(predict::PredictArgs),
     /// Training throughput per model, with the machine's matrix-multiply speed for scale
     Bench(bench::BenchArgs),
     /// Compare back-propagated gradients with finite differences
@@ -127,5 +130,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Gradcheck(c) => gradcheck::run(c),
         Command::Bench(a) => bench::run(a),
+        Command::Predict(a) => predict::run(a),
     }
 }

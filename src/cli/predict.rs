@@ -1,0 +1,61 @@
+//! `scratchnet predict MODEL IMAGE...`: the most likely classes of digit images.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use scratchnet::checkpoint;
+use scratchnet::data::batches::Normalize;
+use scratchnet::layers::softmax_ce::softmax;
+use scratchnet::models::{Net, Network};
+use scratchnet::predict::{Invert, load_digit};
+use scratchnet::run::MODEL_FILE;
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A run folder (holding model.safetensors) or a .safetensors file
+    #[arg(value_name = "RUN_OR_MODEL")]
+    model: PathBuf,
+    /// PNG or JPEG images of single digits (any size; prepared like MNIST's digits)
+    #[arg(value_name = "IMAGE", required = true)]
+    images: Vec<PathBuf>,
+    /// How many classes to show per image
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    /// Invert brightness first (auto: when the background is light)
+    #[arg(long, value_enum, default_value_t = Invert::Auto)]
+    invert: Invert,
+}
+
+pub fn run(a: PredictArgs) -> Result<()> {
+    let path = if a.model.is_dir() {
+        a.model.join(MODEL_FILE)
+    } else {
+        a.model.clone()
+    };
+    if !path.exists() {
+        bail!("{}: no such model file or run folder", path.display());
+    }
+    let ckpt = checkpoint::load(&path)?;
+    let names = ckpt.dataset.class_names();
+    let table = Normalize::table(ckpt.normalize);
+    for image in &a.images {
+        let pixels = load_digit(image, a.invert)?;
+        let x: Vec<f32> = pixels.iter().map(|&p| table[p as usize]).collect();
+        let logits = match ckpt.spec.build() {
+            Net::Mlp(net) => net.forward(&ckpt.params, &x, 1, &mut net.workspace(1)).to_vec(),
+            Net::Cnn(net) => net.forward(&ckpt.params, &x, 1, &mut net.workspace(1)).to_vec(),
+        };
+        let mut probs = vec![0.0f32; logits.len()];
+        softmax(&logits, logits.len(), &mut probs);
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]).then(i.cmp(&j)));
+        let shown: Vec<String> = order
+            .iter()
+            .take(a.top.max(1))
+            .map(|&c| format!("{} ({:.3})", names[c], probs[c]))
+            .collect();
+        println!("{}: {}", image.display(), shown.join(", "));
+    }
+    Ok(())
+}
