@@ -61,13 +61,7 @@ pub struct Throughput {
 pub fn time_training(spec: &ModelSpec, batch_size: usize, samples: usize, repeats: usize) -> Throughput {
     let data = synthetic(samples, spec_input(spec), 1);
     let test = synthetic(1, spec_input(spec), 2);
-    let settings = Settings {
-        epochs: repeats.max(1),
-        lr: 1e-3,
-        batch_size,
-        reduction: Reduction::Mean,
-        seed: 0,
-    };
+    let settings = Settings::sgd(repeats.max(1), 1e-3, batch_size, Reduction::Mean, 0);
     let history = match spec.build() {
         Net::Mlp(net) => run(&net, &data, &test, &settings),
         Net::Cnn(net) => run(&net, &data, &test, &settings),

@@ -20,6 +20,9 @@ use crate::models::ModelSpec;
 
 /// Name written in the `format` metadata field.
 pub const FORMAT: &str = "scratchnet";
+/// Prefix of the extra tensors a resume checkpoint may hold.
+pub const EXTRA_PREFIX: &str = "optimizer.";
+
 /// Version of the metadata layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -37,6 +40,9 @@ pub struct Checkpoint {
     pub metrics: Option<String>,
     /// Where an unfinished run stopped (JSON), in resume checkpoints.
     pub resume: Option<String>,
+    /// Further f32 vectors stored beside the parameters in resume checkpoints
+    /// (the optimiser's state), named `optimizer.*`.
+    pub extra: Vec<(String, Vec<f32>)>,
 }
 
 /// Writes `ckpt` to `path` atomically.
@@ -157,13 +163,26 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         );
     }
-    if let Some(extra) = tensors
-        .names()
-        .into_iter()
-        .find(|n| !layout.tensors.iter().any(|t| t.name == *n))
-    {
-        bail!("unexpected tensor `{extra}` for a {}", spec.describe());
+    let mut extra = Vec::new();
+    for name in tensors.names() {
+        if layout.tensors.iter().any(|t| t.name == name) {
+            continue;
+        }
+        if !(name.starts_with(EXTRA_PREFIX) && meta.contains_key("resume")) {
+            bail!("unexpected tensor `{name}` for a {}", spec.describe());
+        }
+        let t = tensors.tensor(name).map_err(|e| anyhow!("{e}"))?;
+        if t.dtype() != Dtype::F32 || t.shape().len() != 1 {
+            bail!("tensor `{name}` must be a 1-D F32 vector");
+        }
+        let values = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        extra.push((name.to_string(), values));
     }
+    extra.sort_by(|a: &(String, Vec<f32>), b| a.0.cmp(&b.0));
     Ok(Checkpoint {
         spec,
         params,
@@ -172,6 +191,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
         config: meta.get("config").cloned(),
         metrics: meta.get("metrics").cloned(),
         resume: meta.get("resume").cloned(),
+        extra,
     })
 }
 
@@ -194,6 +214,7 @@ mod tests {
             config: Some("{\"a\":1}".into()),
             metrics: None,
             resume: None,
+            extra: Vec::new(),
         }
     }
 

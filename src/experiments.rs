@@ -15,6 +15,7 @@ use crate::data::batches::{Normalize, Samples};
 use crate::data::mnist::Dataset;
 use crate::init::Init;
 use crate::models::{Mlp, ModelSpec, Net, Network};
+use crate::optim;
 use crate::plot::{Panel, Series, save_figure};
 use crate::run::{CONFIG_FILE, HISTORY_FILE, RunConfig, RunDir};
 use crate::train::{self, EpochRecord, Outcome, Position, Progress, Settings};
@@ -100,6 +101,9 @@ pub struct ResumeState {
     pub history: Vec<EpochRecord>,
     /// Threads of the run: resuming with the same count gives the same bits.
     pub threads: usize,
+    /// Optimiser steps taken (its moments are the checkpoint's `optimizer.m`, `optimizer.v`).
+    #[serde(default)]
+    pub optimizer_steps: u64,
 }
 
 /// How a run ended.
@@ -129,7 +133,7 @@ pub fn execute_from(
     data: &Data,
     run_dir: &RunDir,
     options: ExecuteOptions,
-    resume: Option<(Vec<f32>, ResumeState)>,
+    resume: Option<Resume>,
     report: &mut dyn FnMut(Progress),
 ) -> Result<RunEnd> {
     anyhow::ensure!(
@@ -147,6 +151,17 @@ pub fn execute_from(
         }
         Net::Cnn(net) => execute_net(&net, spec, data, run_dir, options, resume, report),
     }
+}
+
+/// What a resume checkpoint holds: parameters, position, optimiser state.
+pub struct Resume {
+    pub params: Vec<f32>,
+    pub state: ResumeState,
+    pub optimizer: optim::State,
+}
+
+fn params_len<N: Network<f32>>(net: &N) -> usize {
+    net.layout().len()
 }
 
 /// Reads the resume checkpoint of `run_dir`.
@@ -171,7 +186,7 @@ fn execute_net<N: Network<f32>>(
     data: &Data,
     run_dir: &RunDir,
     options: ExecuteOptions,
-    resume: Option<(Vec<f32>, ResumeState)>,
+    resume: Option<Resume>,
     report: &mut dyn FnMut(Progress),
 ) -> Result<RunEnd> {
     let settings = spec.settings;
@@ -183,54 +198,73 @@ fn execute_net<N: Network<f32>>(
         );
     }
     let config = spec.config(data, options.command);
-    let (mut params, start, mut history) = match resume {
-        Some((params, state)) => (params, state.position, state.history),
+    let (mut params, start, mut history, mut opt_state) = match resume {
+        Some(r) => {
+            let n = params_len(net);
+            let expected = settings.optimizer.state(n);
+            anyhow::ensure!(
+                r.optimizer.m.len() == expected.m.len() && r.optimizer.v.len() == expected.v.len(),
+                "{}: the optimiser state does not match the run's optimiser",
+                run_dir.resume_path().display()
+            );
+            (r.params, r.state.position, r.state.history, r.optimizer)
+        }
         None => {
             run_dir.write_config(&config)?;
-            (
-                train::init_params(net, settings.seed),
-                Position::default(),
-                Vec::new(),
-            )
+            let params = train::init_params(net, settings.seed);
+            let state = settings.optimizer.state(params.len());
+            (params, Position::default(), Vec::new(), state)
         }
     };
     let config_json = serde_json::to_string(&config)?;
-    let save_resume = |params: &[f32], position: Position, history: &[EpochRecord]| -> Result<()> {
-        let state = ResumeState {
-            position,
-            history: history.to_vec(),
-            threads: rayon::current_num_threads(),
+    let save_resume =
+        |params: &[f32], opt: &optim::State, position: Position, history: &[EpochRecord]| -> Result<()> {
+            let state = ResumeState {
+                position,
+                history: history.to_vec(),
+                threads: rayon::current_num_threads(),
+                optimizer_steps: opt.steps,
+            };
+            let mut extra = Vec::new();
+            if !opt.m.is_empty() {
+                extra.push(("optimizer.m".to_string(), opt.m.clone()));
+            }
+            if !opt.v.is_empty() {
+                extra.push(("optimizer.v".to_string(), opt.v.clone()));
+            }
+            checkpoint::save(
+                &run_dir.resume_path(),
+                &Checkpoint {
+                    spec: spec.model,
+                    params: params.to_vec(),
+                    dataset: data.dataset,
+                    normalize: spec.normalize,
+                    config: Some(config_json.clone()),
+                    metrics: None,
+                    resume: Some(serde_json::to_string(&state)?),
+                    extra,
+                },
+            )
         };
-        checkpoint::save(
-            &run_dir.resume_path(),
-            &Checkpoint {
-                spec: spec.model,
-                params: params.to_vec(),
-                dataset: data.dataset,
-                normalize: spec.normalize,
-                config: Some(config_json.clone()),
-                metrics: None,
-                resume: Some(serde_json::to_string(&state)?),
-            },
-        )
-    };
     let mut write_error = None;
     let result = train::train_from(
         net,
         &mut params,
+        &mut opt_state,
         &data.train,
         &data.test,
         &settings,
         start,
         options.stop,
         &mut |p| {
-            if let Progress::Epoch(r, params) = &p {
+            if let Progress::Epoch(r, params, opt) = &p {
                 history.push((*r).clone());
                 let mut written = run_dir.write_history(&history);
                 let every = options.checkpoint_every;
                 if written.is_ok() && every > 0 && r.epoch % every == 0 && r.epoch < settings.epochs {
                     written = save_resume(
                         params,
+                        opt,
                         Position {
                             epoch: r.epoch + 1,
                             ..Position::default()
@@ -272,7 +306,7 @@ fn execute_net<N: Network<f32>>(
             Err(anyhow!("{e}{so_far}{kept}"))
         }
         Ok(Outcome::Interrupted(_, position)) => {
-            save_resume(&params, position, &history)?;
+            save_resume(&params, &opt_state, position, &history)?;
             Ok(RunEnd::Interrupted(position))
         }
         Ok(Outcome::Finished(_)) => {
@@ -294,6 +328,7 @@ fn execute_net<N: Network<f32>>(
                     config: Some(config_json),
                     metrics: Some(metrics.to_string()),
                     resume: None,
+                    extra: Vec::new(),
                 },
             )?;
             save_run_curves(&run_dir.path, &spec.model.describe(), &history)?;
@@ -482,7 +517,7 @@ pub fn run_plan(
             ..Default::default()
         };
         let end = execute(&job.spec, &data, &run_dir, options, &mut |p| match p {
-            Progress::Epoch(r, _) => {
+            Progress::Epoch(r, _, _) => {
                 let elapsed = started.elapsed().as_secs_f64();
                 let w = per_epoch * r.epoch as f64;
                 let eta_seconds = eta(done_work + w, trained_work + w, trained_seconds + elapsed);

@@ -18,7 +18,7 @@ use crate::data::batches::{Batches, Samples, gather};
 use crate::layers::softmax_ce::{self, Reduction};
 use crate::metrics::Confusion;
 use crate::models::Network;
-use crate::optim::sgd_step;
+use crate::optim::{Optimizer, Schedule, State};
 use crate::rng::Rng;
 
 use rayon::prelude::*;
@@ -36,6 +36,27 @@ pub struct Settings {
     pub batch_size: usize,
     pub reduction: Reduction,
     pub seed: u64,
+    /// The update rule (default: plain SGD, the report's).
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    /// The learning-rate schedule (default: constant).
+    #[serde(default)]
+    pub schedule: Schedule,
+}
+
+impl Settings {
+    /// The report's plain SGD at a constant rate.
+    pub fn sgd(epochs: usize, lr: f32, batch_size: usize, reduction: Reduction, seed: u64) -> Self {
+        Settings {
+            epochs,
+            lr,
+            batch_size,
+            reduction,
+            seed,
+            optimizer: Optimizer::default(),
+            schedule: Schedule::default(),
+        }
+    }
 }
 
 /// One line of the history.
@@ -55,8 +76,8 @@ pub enum Progress<'a> {
         done: usize,
         total: usize,
     },
-    /// An epoch ended; `params` are the parameters after it.
-    Epoch(&'a EpochRecord, &'a [f32]),
+    /// An epoch ended; the parameters and optimiser state after it.
+    Epoch(&'a EpochRecord, &'a [f32], &'a State),
 }
 
 /// Where training is inside an epoch: enough, with the parameters and the
@@ -119,23 +140,44 @@ struct Shard<W> {
 /// Parameters per parallel block of the update.
 const UPDATE_BLOCK: usize = 1 << 14;
 
-/// θ ← θ − η · Σ_s g_s: the shards' gradients summed in shard order, then one
-/// SGD step (the update of optim::sgd_step), in parallel blocks of parameters.
-fn sgd_step_shards<W: Sync>(params: &mut [f32], shards: &[Shard<W>], lr: f32) {
-    if shards.len() == 1 {
-        return sgd_step(params, &shards[0].grads, lr);
-    }
+/// One optimiser step with g = Σ_s g_s, the shards' gradients summed in shard
+/// order, in parallel blocks of parameters (each element's update is
+/// independent, so the blocking does not change the result).
+fn update_shards<W: Sync>(
+    opt: &Optimizer,
+    state: &mut State,
+    params: &mut [f32],
+    shards: &[Shard<W>],
+    lr: f32,
+) {
+    state.steps += 1;
+    let k = opt.consts(lr, state.steps);
+    let n = params.len();
+    // Rules without moments get empty state; give every block empty slices then.
+    let (m_len, v_len) = (state.m.len(), state.v.len());
+    let mut m_blocks: Vec<&mut [f32]> = state.m.chunks_mut(UPDATE_BLOCK).collect();
+    let mut v_blocks: Vec<&mut [f32]> = state.v.chunks_mut(UPDATE_BLOCK).collect();
+    let blocks = n.div_ceil(UPDATE_BLOCK);
+    m_blocks.resize_with(blocks, Default::default);
+    v_blocks.resize_with(blocks, Default::default);
+    debug_assert!(m_len == 0 || m_len == n);
+    debug_assert!(v_len == 0 || v_len == n);
     params
         .par_chunks_mut(UPDATE_BLOCK)
+        .zip(m_blocks.into_par_iter())
+        .zip(v_blocks.into_par_iter())
         .enumerate()
-        .for_each(|(block, p)| {
+        .for_each(|(block, ((p, m), v))| {
             let off = block * UPDATE_BLOCK;
-            for (j, (pj, &g0)) in p.iter_mut().zip(&shards[0].grads[off..]).enumerate() {
-                let mut g = g0;
+            let (mut m0, mut v0) = (0.0f32, 0.0f32);
+            for (j, pj) in p.iter_mut().enumerate() {
+                let mut g = shards[0].grads[off + j];
                 for sh in &shards[1..] {
                     g += sh.grads[off + j];
                 }
-                *pj -= lr * g;
+                let mj = if m.is_empty() { &mut m0 } else { &mut m[j] };
+                let vj = if v.is_empty() { &mut v0 } else { &mut v[j] };
+                opt.update(k, pj, g, mj, vj);
             }
         });
 }
@@ -149,9 +191,11 @@ pub fn train<N: Network<f32>>(
     settings: &Settings,
     report: &mut dyn FnMut(Progress),
 ) -> Result<Vec<EpochRecord>, Diverged> {
+    let mut state = settings.optimizer.state(params.len());
     match train_from(
         net,
         params,
+        &mut state,
         train,
         test,
         settings,
@@ -163,13 +207,14 @@ pub fn train<N: Network<f32>>(
     }
 }
 
-/// Trains `params` in place from `start` (the default position is the
-/// beginning) to the last epoch, or until `stop` is set: the flag is checked
-/// after every batch.
+/// Trains `params` (and the optimiser `state`) in place from `start` (the
+/// default position is the beginning) to the last epoch, or until `stop` is
+/// set: the flag is checked after every batch.
 #[allow(clippy::too_many_arguments)]
 pub fn train_from<N: Network<f32>>(
     net: &N,
     params: &mut [f32],
+    state: &mut State,
     train: &Samples,
     test: &Samples,
     settings: &Settings,
@@ -265,7 +310,10 @@ pub fn train_from<N: Network<f32>>(
             }
             loss_sum += batch_loss;
             acc_sum += score.correct as f64 / n as f64;
-            sgd_step_shards(params, &shards[..used], settings.lr);
+            let lr = settings
+                .schedule
+                .lr(settings.lr, (epoch - 1) * total + b, total, settings.epochs);
+            update_shards(&settings.optimizer, state, params, &shards[..used], lr);
             report(Progress::Batch {
                 epoch,
                 done: b + 1,
@@ -291,7 +339,7 @@ pub fn train_from<N: Network<f32>>(
             test_accuracy,
             seconds,
         };
-        report(Progress::Epoch(&record, params));
+        report(Progress::Epoch(&record, params, state));
         history.push(record);
         if epoch < settings.epochs && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             return Ok(Outcome::Interrupted(

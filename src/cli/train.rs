@@ -12,10 +12,11 @@ use scratchnet::data::batches::{Normalize, Samples};
 use scratchnet::data::mnist::{
     CLASSES, FileKind, PIXELS, RawSplit, SIDE, Split, load_split, locate, require,
 };
-use scratchnet::experiments::{Data, ExecuteOptions, RunEnd, RunSpec, execute_from, load_resume};
+use scratchnet::experiments::{Data, ExecuteOptions, Resume, RunEnd, RunSpec, execute_from, load_resume};
 use scratchnet::init::Init;
 use scratchnet::layers::softmax_ce::Reduction;
 use scratchnet::models::ModelSpec;
+use scratchnet::optim::{Optimizer, Rule, Schedule, ScheduleKind};
 use scratchnet::run::{RunConfig, RunDir, utc_stamp};
 use scratchnet::train::{Progress, Settings};
 
@@ -79,9 +80,11 @@ pub struct MlpHyper {
     /// Standard deviation of --init normal
     #[arg(long, default_value_t = 0.01, value_name = "SIGMA", value_parser = non_negative)]
     init_std: f64,
-    /// Input normalisation: p/255 (unit) or (p/255 − 0.1307)/0.3081 (standard)
+    /// Input normalisation: p/255 (unit), (p/255 − 0.1307)/0.3081 (standard) or [−1, 1] (symmetric)
     #[arg(long, value_enum, default_value_t = Normalize::Unit)]
     normalize: Normalize,
+    #[command(flatten)]
+    optim: OptimArgs,
 }
 
 #[derive(Args, Debug)]
@@ -116,9 +119,80 @@ pub struct CnnHyper {
     /// How per-sample losses and gradients combine over a batch (the report's CNN averages)
     #[arg(long, value_enum, default_value_t = Reduction::Mean)]
     loss_reduction: Reduction,
-    /// Input normalisation: p/255 (unit) or (p/255 − 0.1307)/0.3081 (standard)
+    /// Input normalisation: p/255 (unit), (p/255 − 0.1307)/0.3081 (standard) or [−1, 1] (symmetric)
     #[arg(long, value_enum, default_value_t = Normalize::Unit)]
     normalize: Normalize,
+    #[command(flatten)]
+    optim: OptimArgs,
+}
+
+/// Update rule and learning-rate schedule (default: the report's plain SGD at a constant rate).
+#[derive(Args, Debug, Clone)]
+pub struct OptimArgs {
+    /// Update rule
+    #[arg(long, value_enum, default_value_t = Rule::Sgd)]
+    optimizer: Rule,
+    /// μ of --optimizer momentum|nesterov
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval)]
+    momentum: f32,
+    /// β₁ of --optimizer adam|adamw
+    #[arg(long, default_value_t = 0.9, value_parser = unit_interval)]
+    beta1: f32,
+    /// β₂ of --optimizer adam|adamw
+    #[arg(long, default_value_t = 0.999, value_parser = unit_interval)]
+    beta2: f32,
+    /// ε of --optimizer adam|adamw
+    #[arg(long, default_value_t = 1e-8, value_parser = non_negative_f32)]
+    eps: f32,
+    /// Weight decay λ (L2 for sgd/momentum/nesterov/adam, decoupled for adamw)
+    #[arg(long, default_value_t = 0.0, value_parser = non_negative_f32)]
+    weight_decay: f32,
+    /// Learning-rate schedule
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Constant)]
+    schedule: ScheduleKind,
+    /// Epochs between decays of --schedule step
+    #[arg(long, default_value_t = 30, value_parser = positive)]
+    step_size: usize,
+    /// Decay factor of --schedule step
+    #[arg(long, default_value_t = 0.1, value_parser = non_negative_f32)]
+    gamma: f32,
+    /// Epochs of linear warm-up at the start (0: none)
+    #[arg(long, default_value_t = 0)]
+    warmup_epochs: usize,
+}
+
+impl OptimArgs {
+    fn optimizer(&self) -> Optimizer {
+        Optimizer {
+            rule: self.optimizer,
+            momentum: self.momentum,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+        }
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            kind: self.schedule,
+            step_size: self.step_size,
+            gamma: self.gamma,
+            warmup_epochs: self.warmup_epochs,
+        }
+    }
+}
+
+fn unit_interval(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        Ok(v) => Err(format!("must be in [0, 1), got {v}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn non_negative_f32(s: &str) -> Result<f32, String> {
+    non_negative(s).map(|v| v as f32)
 }
 
 /// Flags of every training command.
@@ -201,6 +275,8 @@ impl MlpHyper {
                 batch_size,
                 reduction: self.loss_reduction,
                 seed,
+                optimizer: self.optim.optimizer(),
+                schedule: self.optim.schedule(),
             },
         }
     }
@@ -225,6 +301,8 @@ impl CnnHyper {
                 batch_size,
                 reduction: self.loss_reduction,
                 seed,
+                optimizer: self.optim.optimizer(),
+                schedule: self.optim.schedule(),
             },
         }
     }
@@ -335,7 +413,32 @@ fn resume(run: &std::path::Path, data_dir: Option<PathBuf>) -> Result<()> {
     for r in &state.history {
         println!("{}", epoch_line(r, spec.settings.epochs, ""));
     }
-    run_to_end(&spec, &data, &run_dir, 1, Some((ckpt.params, state)))
+    let optimizer = scratchnet::optim::State {
+        steps: state.optimizer_steps,
+        m: ckpt
+            .extra
+            .iter()
+            .find(|(n, _)| n == "optimizer.m")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default(),
+        v: ckpt
+            .extra
+            .iter()
+            .find(|(n, _)| n == "optimizer.v")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default(),
+    };
+    run_to_end(
+        &spec,
+        &data,
+        &run_dir,
+        1,
+        Some(Resume {
+            params: ckpt.params,
+            state,
+            optimizer,
+        }),
+    )
 }
 
 /// Trains with progress output and interruption handling; prints the final lines.
@@ -344,16 +447,15 @@ fn run_to_end(
     data: &Data,
     run_dir: &RunDir,
     checkpoint_every: usize,
-    resume: Option<(Vec<f32>, scratchnet::experiments::ResumeState)>,
+    resume: Option<Resume>,
 ) -> Result<()> {
     install_stop_handler()?;
     let epochs = spec.settings.epochs;
     let bar = progress_bar((epochs * data.train.len().div_ceil(spec.settings.batch_size)) as u64);
-    if let Some((_, state)) = &resume {
-        bar.set_position(
-            ((state.position.epoch.max(1) - 1) * data.train.len().div_ceil(spec.settings.batch_size)
-                + state.position.batch) as u64,
-        );
+    if let Some(r) = &resume {
+        let p = r.state.position;
+        let per_epoch = data.train.len().div_ceil(spec.settings.batch_size);
+        bar.set_position(((p.epoch.max(1) - 1) * per_epoch + p.batch) as u64);
     }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let options = ExecuteOptions {
@@ -366,7 +468,7 @@ fn run_to_end(
             bar.set_message(format!("epoch {epoch}/{epochs}"));
             bar.inc(1);
         }
-        Progress::Epoch(r, _) => bar.suspend(|| println!("{}", epoch_line(r, epochs, ""))),
+        Progress::Epoch(r, _, _) => bar.suspend(|| println!("{}", epoch_line(r, epochs, ""))),
     });
     bar.finish_and_clear();
     let history = match end? {
