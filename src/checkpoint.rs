@@ -63,6 +63,19 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
         views.push((spec.name.clone(), view));
     }
+    anyhow::ensure!(
+        ckpt.extra.iter().all(|(name, _)| name.starts_with(EXTRA_PREFIX)),
+        "extra tensors must be named {EXTRA_PREFIX}*"
+    );
+    let extra_bytes: Vec<Vec<u8>> = ckpt
+        .extra
+        .iter()
+        .map(|(_, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .collect();
+    for ((name, values), b) in ckpt.extra.iter().zip(&extra_bytes) {
+        let view = TensorView::new(Dtype::F32, vec![values.len()], b).map_err(|e| anyhow!("{e}"))?;
+        views.push((name.clone(), view));
+    }
     let (mean, std) = ckpt.normalize.constants();
     let mut meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
@@ -244,6 +257,25 @@ mod tests {
         std::fs::write(&p, relabelled).unwrap();
         let e = format!("{:#}", load(&p).unwrap_err());
         assert!(e.contains("c.safetensors") && e.contains("model"), "{e}");
+    }
+
+    #[test]
+    fn resume_extras_round_trip_and_are_refused_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.safetensors");
+        let mut c = sample();
+        c.resume = Some("{}".into());
+        c.extra = vec![
+            ("optimizer.m".into(), vec![1.0, 2.0]),
+            ("optimizer.v".into(), vec![3.0]),
+        ];
+        save(&p, &c).unwrap();
+        assert_eq!(load(&p).unwrap(), c);
+        // Without resume metadata the same tensors are unexpected.
+        c.resume = None;
+        save(&p, &c).unwrap();
+        let e = format!("{:#}", load(&p).unwrap_err());
+        assert!(e.contains("unexpected tensor `optimizer."), "{e}");
     }
 
     #[test]

@@ -61,31 +61,40 @@ fn interrupted_runs_resume_bit_identically() {
     let data = mnist.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str| dir.path().join(name);
-    let args = |out: &Path| {
-        [
-            "train",
-            "mlp",
-            "--hidden",
-            "48",
-            "--epochs",
-            "5",
-            "--data-dir",
-            data,
-            "--threads",
-            "2",
-            "--out",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([out.to_str().unwrap().to_string()])
-        .collect::<Vec<_>>()
-    };
-    let reference = run("reference");
-    let a = args(&reference);
-    let o = scratchnet(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    // SIGINT with the report's SGD; SIGTERM with Adam and a cosine schedule, whose
+    // moments and step count must survive the interruption too.
+    let cases: [(&str, &[&str]); 2] = [
+        ("-INT", &[]),
+        (
+            "-TERM",
+            &["--optimizer", "adam", "--lr", "0.001", "--schedule", "cosine"],
+        ),
+    ];
+    for (sig, extra) in cases {
+        let args = |out: &Path| {
+            [
+                "train",
+                "mlp",
+                "--hidden",
+                "48",
+                "--epochs",
+                "5",
+                "--data-dir",
+                data,
+                "--threads",
+                "2",
+            ]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .chain(["--out".to_string(), out.to_str().unwrap().to_string()])
+            .collect::<Vec<_>>()
+        };
+        let reference = run(&format!("reference{sig}"));
+        let a = args(&reference);
+        let o = scratchnet(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", stderr(&o));
 
-    for sig in ["-INT", "-TERM"] {
         let out = run(sig.trim_start_matches('-'));
         let a = args(&out);
         let child = spawn(&a.iter().map(String::as_str).collect::<Vec<_>>());
