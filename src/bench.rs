@@ -21,6 +21,7 @@ pub fn train_flops_per_sample(spec: &ModelSpec) -> f64 {
             input,
             hidden,
             classes,
+            ..
         } => 2.0 * (2 * input * hidden + 3 * hidden * classes) as f64,
         // conv forward and ∂W (no ∂x); fc forward, ∂W, ∂h.
         ModelSpec::Cnn {
@@ -28,10 +29,17 @@ pub fn train_flops_per_sample(spec: &ModelSpec) -> f64 {
             kernel,
             filters,
             classes,
+            pool,
             ..
         } => {
+            // conv forward and ∂W (no ∂x); fc forward, ∂W, ∂features on F·OS² (or pooled F·(OS/2)²).
             let os = side - kernel + 1;
-            2.0 * (2 * filters * kernel * kernel * os * os + 3 * classes * filters * os * os) as f64
+            let features = if pool {
+                filters * (os / 2) * (os / 2)
+            } else {
+                filters * os * os
+            };
+            2.0 * (2 * filters * kernel * kernel * os * os + 3 * classes * features) as f64
         }
     }
 }
@@ -128,6 +136,7 @@ mod tests {
             input: 784,
             hidden: 256,
             classes: 10,
+            activation: Default::default(),
         };
         assert!((train_flops_per_sample(&mlp) * 60_000.0 / 1e9 - 49.09).abs() < 0.01);
         let cnn = ModelSpec::Cnn {
@@ -136,6 +145,7 @@ mod tests {
             filters: 1,
             conv_bias: false,
             classes: 10,
+            pool: false,
         };
         assert!((train_flops_per_sample(&cnn) * 60_000.0 / 1e9 - 7.43).abs() < 0.01);
     }
@@ -146,6 +156,7 @@ mod tests {
             input: 784,
             hidden: 16,
             classes: 10,
+            activation: Default::default(),
         };
         let t = time_training(&spec, 32, 256, 2);
         assert!(t.seconds_per_epoch_min > 0.0 && t.gflops > 0.0);

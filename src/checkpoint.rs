@@ -217,6 +217,7 @@ mod tests {
             input: 4,
             hidden: 3,
             classes: 10,
+            activation: Default::default(),
         };
         let n = spec.layout().len();
         Checkpoint {
@@ -241,6 +242,7 @@ mod tests {
             filters: 2,
             conv_bias: true,
             classes: 10,
+            pool: false,
         };
         let n = spec.layout().len();
         assert_eq!(n, 2 * 25 + 2 + 10 * 2 * 24 * 24 + 10);

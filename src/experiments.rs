@@ -67,17 +67,24 @@ impl RunSpec {
                     input,
                     hidden,
                     classes,
+                    ..
                 } => (input * hidden + hidden * classes) as f64,
                 ModelSpec::Cnn {
                     side,
                     kernel,
                     filters,
                     classes,
+                    pool,
                     ..
                 } => {
                     let os = (side - kernel + 1) as f64;
                     let f = filters as f64;
-                    f * (kernel * kernel) as f64 * os * os + f * os * os * classes as f64
+                    let features = if pool {
+                        f * (os / 2.0).floor().powi(2)
+                    } else {
+                        f * os * os
+                    };
+                    f * (kernel * kernel) as f64 * os * os + features * classes as f64
                 }
             }
     }

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use clap::Args;
 use scratchnet::bench::{matmul_peak, peak_rss_mb, time_training};
-use scratchnet::data::mnist::{CLASSES, PIXELS, SIDE};
+use scratchnet::data::mnist::{CLASSES, SIDE};
 use scratchnet::models::ModelSpec;
 
 use super::train::{positive, warn_if_debug};
@@ -34,15 +34,7 @@ pub struct BenchArgs {
 pub fn run(a: BenchArgs) -> Result<()> {
     warn_if_debug();
     let threads = super::set_threads(a.threads)?;
-    let mut specs: Vec<ModelSpec> = a
-        .hidden
-        .iter()
-        .map(|&hidden| ModelSpec::Mlp {
-            input: PIXELS,
-            hidden,
-            classes: CLASSES,
-        })
-        .collect();
+    let mut specs: Vec<ModelSpec> = a.hidden.iter().map(|&hidden| ModelSpec::mlp(hidden)).collect();
     for c in &a.cnn {
         let (k, f) = c
             .split_once('x')
@@ -54,6 +46,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             kernel: k,
             filters: f,
             conv_bias: false,
+            pool: false,
             classes: CLASSES,
         });
     }

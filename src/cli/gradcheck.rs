@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use scratchnet::gradcheck::{TOLERANCE, check_network};
 use scratchnet::init::Init;
 use scratchnet::layers::softmax_ce::Reduction;
-use scratchnet::models::{Cnn, Mlp, Network};
+use scratchnet::models::{Activation, Cnn, Mlp, Network};
 
 #[derive(Subcommand, Debug)]
 pub enum GradcheckCommand {
@@ -29,6 +29,9 @@ pub struct CnnCheck {
     /// Give the convolution a bias
     #[arg(long)]
     conv_bias: bool,
+    /// 2×2 max-pooling after the ReLU
+    #[arg(long)]
+    pool: bool,
     /// Batch size
     #[arg(long, default_value_t = 4)]
     batch: usize,
@@ -48,6 +51,9 @@ pub struct MlpCheck {
     /// Batch size
     #[arg(long, default_value_t = 5)]
     batch: usize,
+    /// Hidden activation
+    #[arg(long, value_enum, default_value_t = Activation::Sigmoid)]
+    activation: Activation,
     /// Seed of the random point
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -63,17 +69,24 @@ pub fn run(c: GradcheckCommand) -> Result<()> {
                 input: a.input,
                 hidden: a.hidden,
                 classes: 10,
+                activation: a.activation,
                 init: Init::Xavier,
                 init_std: 0.0,
             };
-            println!("MLP {}-{}-10, batch {}", a.input, a.hidden, a.batch);
+            println!(
+                "MLP {}-{}-10 ({} hidden layer), batch {}",
+                a.input,
+                a.hidden,
+                a.activation.name(),
+                a.batch
+            );
             report(&net, a.batch, a.seed)
         }
         GradcheckCommand::Cnn(a) => {
             if a.kernel == 0 || a.kernel > a.side || a.filters == 0 || a.batch == 0 {
                 bail!("need 1 ≤ --kernel ≤ --side, and --filters, --batch at least 1");
             }
-            let net = Cnn::new(a.side, a.kernel, a.filters, a.conv_bias, 10);
+            let net = Cnn::new(a.side, a.kernel, a.filters, a.conv_bias, 10).with_pool(a.pool);
             println!(
                 "CNN {}×{} input, {} filters {}×{}{}, batch {}",
                 a.side,

@@ -15,7 +15,7 @@ use scratchnet::data::mnist::{
 use scratchnet::experiments::{Data, ExecuteOptions, Resume, RunEnd, RunSpec, execute_from, load_resume};
 use scratchnet::init::Init;
 use scratchnet::layers::softmax_ce::Reduction;
-use scratchnet::models::ModelSpec;
+use scratchnet::models::{Activation, ModelSpec};
 use scratchnet::optim::{Optimizer, Rule, Schedule, ScheduleKind};
 use scratchnet::run::{RunConfig, RunDir, utc_stamp};
 use scratchnet::train::{Progress, Settings};
@@ -74,6 +74,9 @@ pub struct MlpHyper {
     /// How per-sample losses and gradients combine over a batch (the report's MLP sums)
     #[arg(long, value_enum, default_value_t = Reduction::Sum)]
     loss_reduction: Reduction,
+    /// Hidden activation (the report's is sigmoid)
+    #[arg(long, value_enum, default_value_t = Activation::Sigmoid)]
+    activation: Activation,
     /// Weight initialisation (biases start at zero)
     #[arg(long, value_enum, default_value_t = Init::Normal)]
     init: Init,
@@ -110,6 +113,9 @@ pub struct CnnHyper {
     /// Give the convolution a bias per filter (the report's has none)
     #[arg(long)]
     conv_bias: bool,
+    /// 2×2 max-pooling after the ReLU (the report has none)
+    #[arg(long)]
+    pool: bool,
     /// Epochs
     #[arg(long, default_value_t = 5, value_parser = positive)]
     epochs: usize,
@@ -265,6 +271,7 @@ impl MlpHyper {
                 input: PIXELS,
                 hidden,
                 classes: CLASSES,
+                activation: self.activation,
             },
             init: self.init,
             init_std: self.init_std,
@@ -291,6 +298,7 @@ impl CnnHyper {
                 filters: self.filters,
                 conv_bias: self.conv_bias,
                 classes: CLASSES,
+                pool: self.pool,
             },
             init: Init::He,
             init_std: 0.0,

@@ -3,6 +3,8 @@
 
 pub mod conv2d;
 pub mod dense;
+pub mod maxpool;
 pub mod relu;
 pub mod sigmoid;
 pub mod softmax_ce;
+pub mod tanh;

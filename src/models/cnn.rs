@@ -1,5 +1,8 @@
 //! The report's convolutional network (section 2.2):
-//! conv (F filters K×K, valid) → ReLU → flatten → dense (10) → softmax.
+//! conv (F filters K×K, valid) → ReLU → flatten → dense (10) → softmax,
+//! optionally with 2×2 max-pooling after the ReLU (layers::maxpool; then the
+//! dense layer sees the pooled features, F·(OS/2)², and ∂L/∂h comes back
+//! through the pooling's kept indices).
 //!
 //! ```text
 //! forward                                      shapes (S = 28, OS = S − K + 1)
@@ -17,6 +20,7 @@
 use super::Network;
 use crate::init::{Init, fill};
 use crate::layers::conv2d::{Conv2d, ConvScratch};
+use crate::layers::maxpool::MaxPool2;
 use crate::layers::{dense, relu};
 use crate::linalg::Scalar;
 use crate::params::{Layout, TensorSpec, split, split_mut};
@@ -29,14 +33,21 @@ pub struct Cnn {
     /// Whether the convolution has a bias (the report's has none).
     pub conv_bias: bool,
     pub classes: usize,
+    /// 2×2 max-pooling after the ReLU (the report has none).
+    pub pool: Option<MaxPool2>,
 }
 
 /// Activations of one batch and their gradients.
 pub struct CnnWorkspace<T> {
     conv: ConvScratch<T>,
+    /// ReLU(conv(x)), `[B, F·OS²]`
     h: Vec<T>,
+    /// pooled h and the kept indices, `[B, F·(OS/2)²]` (empty without pooling)
+    pooled: Vec<T>,
+    argmax: Vec<u32>,
     logits: Vec<T>,
     d_h: Vec<T>,
+    d_pooled: Vec<T>,
 }
 
 impl Cnn {
@@ -49,7 +60,24 @@ impl Cnn {
             },
             conv_bias,
             classes,
+            pool: None,
         }
+    }
+
+    /// The same network with (or without) 2×2 max-pooling after the ReLU.
+    pub fn with_pool(self, pool: bool) -> Self {
+        let c = self.conv;
+        let pool = pool.then_some(MaxPool2 {
+            channels: c.filters,
+            height: c.out_side(),
+            width: c.out_side(),
+        });
+        Cnn { pool, ..self }
+    }
+
+    /// Features entering the dense layer: F·OS², or F·(OS/2)² after pooling.
+    pub fn features(&self) -> usize {
+        self.pool.map_or(self.conv.out_len(), |p| p.out_len())
     }
 
     /// Lengths of conv.weight, conv.bias (0 when absent), fc.weight, fc.bias.
@@ -59,7 +87,7 @@ impl Cnn {
         [
             c.filters * c.patch(),
             bias,
-            self.classes * c.out_len(),
+            self.classes * self.features(),
             self.classes,
         ]
     }
@@ -77,7 +105,7 @@ impl<T: Scalar> Network<T> for Cnn {
         if self.conv_bias {
             tensors.push(TensorSpec::new("conv.bias", &[c.filters]));
         }
-        tensors.push(TensorSpec::new("fc.weight", &[self.classes, c.out_len()]));
+        tensors.push(TensorSpec::new("fc.weight", &[self.classes, self.features()]));
         tensors.push(TensorSpec::new("fc.bias", &[self.classes]));
         Layout { tensors }
     }
@@ -97,6 +125,9 @@ impl<T: Scalar> Network<T> for Cnn {
             h: vec![T::zero(); max_batch * c.out_len()],
             logits: vec![T::zero(); max_batch * self.classes],
             d_h: vec![T::zero(); max_batch * c.out_len()],
+            pooled: vec![T::zero(); self.pool.map_or(0, |p| max_batch * p.out_len())],
+            argmax: vec![0; self.pool.map_or(0, |p| max_batch * p.out_len())],
+            d_pooled: vec![T::zero(); self.pool.map_or(0, |p| max_batch * p.out_len())],
         }
     }
 
@@ -104,7 +135,7 @@ impl<T: Scalar> Network<T> for Cnn {
         let c = &self.conv;
         let [w_conv, b_conv, w_fc, b_fc] = split_mut(params, self.lens());
         fill(w_conv, Init::He, 0.0, c.patch(), c.filters, rng);
-        fill(w_fc, Init::He, 0.0, c.out_len(), self.classes, rng);
+        fill(w_fc, Init::He, 0.0, self.features(), self.classes, rng);
         b_conv.fill(T::zero());
         b_fc.fill(T::zero());
     }
@@ -117,7 +148,14 @@ impl<T: Scalar> Network<T> for Cnn {
         let bias = if self.conv_bias { Some(b_conv) } else { None };
         c.forward(batch, x, w_conv, bias, &mut ws.conv, h);
         relu::forward(h);
-        dense::forward(batch, h, w_fc, b_fc, logits);
+        match &self.pool {
+            Some(pool) => {
+                let pooled = &mut ws.pooled[..batch * pool.out_len()];
+                pool.forward(batch, h, pooled, &mut ws.argmax);
+                dense::forward(batch, pooled, w_fc, b_fc, logits);
+            }
+            None => dense::forward(batch, h, w_fc, b_fc, logits),
+        }
         logits
     }
 
@@ -135,7 +173,23 @@ impl<T: Scalar> Network<T> for Cnn {
         let c = &self.conv;
         let h = &ws.h[..batch * c.out_len()];
         let d_h = &mut ws.d_h[..batch * c.out_len()];
-        dense::backward(batch, h, w_fc, d_logits, Some(&mut *d_h), d_w_fc, d_b_fc);
+        match &self.pool {
+            Some(pool) => {
+                let pooled = &ws.pooled[..batch * pool.out_len()];
+                let d_pooled = &mut ws.d_pooled[..batch * pool.out_len()];
+                dense::backward(
+                    batch,
+                    pooled,
+                    w_fc,
+                    d_logits,
+                    Some(&mut *d_pooled),
+                    d_w_fc,
+                    d_b_fc,
+                );
+                pool.backward(batch, d_pooled, &ws.argmax, d_h);
+            }
+            None => dense::backward(batch, h, w_fc, d_logits, Some(&mut *d_h), d_w_fc, d_b_fc),
+        }
         relu::backward(h, d_h);
         let d_bias = if self.conv_bias { Some(d_b_conv) } else { None };
         // The input needs no gradient.
@@ -151,13 +205,18 @@ mod tests {
 
     #[test]
     fn whole_cnn_gradient_matches_finite_differences() {
-        for (bias, filters) in [(false, 1), (true, 3)] {
-            let net = Cnn::new(7, 3, filters, bias, 10);
+        for (bias, filters, pool) in [
+            (false, 1, false),
+            (true, 3, false),
+            (false, 2, true),
+            (true, 5, true),
+        ] {
+            let net = Cnn::new(7, 3, filters, bias, 10).with_pool(pool);
             for reduction in [Reduction::Mean, Reduction::Sum] {
                 for (name, err) in check_network(&net, 3, reduction, 8) {
                     assert!(
                         err < TOLERANCE,
-                        "bias {bias} F {filters} {reduction:?} {name}: {err:e}"
+                        "bias {bias} F {filters} pool {pool} {reduction:?} {name}: {err:e}"
                     );
                 }
             }

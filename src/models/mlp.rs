@@ -18,10 +18,50 @@
 
 use super::Network;
 use crate::init::{Init, fill};
-use crate::layers::{dense, sigmoid};
+use crate::layers::{dense, relu, sigmoid, tanh};
 use crate::linalg::Scalar;
 use crate::params::{Layout, TensorSpec, split, split_mut};
 use crate::rng::Rng;
+
+/// The hidden layer's activation: the report's sigmoid, or ReLU or tanh.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    #[default]
+    Sigmoid,
+    Relu,
+    Tanh,
+}
+
+impl Activation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Sigmoid => "sigmoid",
+            Activation::Relu => "relu",
+            Activation::Tanh => "tanh",
+        }
+    }
+
+    /// h ← act(z), in place.
+    fn forward<T: Scalar>(self, z_then_h: &mut [T]) {
+        match self {
+            Activation::Sigmoid => sigmoid::forward(z_then_h),
+            Activation::Relu => relu::forward(z_then_h),
+            Activation::Tanh => tanh::forward(z_then_h),
+        }
+    }
+
+    /// ∂L/∂h ← ∂L/∂z from the output h.
+    fn backward<T: Scalar>(self, h: &[T], d_h_then_d_z: &mut [T]) {
+        match self {
+            Activation::Sigmoid => sigmoid::backward(h, d_h_then_d_z),
+            Activation::Relu => relu::backward(h, d_h_then_d_z),
+            Activation::Tanh => tanh::backward(h, d_h_then_d_z),
+        }
+    }
+}
 
 /// Sizes and initialisation of an MLP.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,6 +69,7 @@ pub struct Mlp {
     pub input: usize,
     pub hidden: usize,
     pub classes: usize,
+    pub activation: Activation,
     pub init: Init,
     /// σ of the `normal` initialisation.
     pub init_std: f64,
@@ -92,7 +133,7 @@ impl<T: Scalar> Network<T> for Mlp {
         let h = &mut ws.h[..batch * self.hidden];
         let logits = &mut ws.logits[..batch * self.classes];
         dense::forward(batch, &x[..batch * self.input], w1, b1, h);
-        sigmoid::forward(h);
+        self.activation.forward(h);
         dense::forward(batch, h, w2, b2, logits);
         logits
     }
@@ -111,7 +152,7 @@ impl<T: Scalar> Network<T> for Mlp {
         let h = &ws.h[..batch * self.hidden];
         let d_h = &mut ws.d_h[..batch * self.hidden];
         dense::backward(batch, h, w2, d_logits, Some(&mut *d_h), d_w2, d_b2);
-        sigmoid::backward(h, d_h);
+        self.activation.backward(h, d_h);
         dense::backward(batch, &x[..batch * self.input], w1, d_h, None, d_w1, d_b1);
     }
 }
@@ -127,6 +168,7 @@ mod tests {
             input: 6,
             hidden: 4,
             classes: 10,
+            activation: Activation::Sigmoid,
             init: Init::Normal,
             init_std: 0.5,
         }
@@ -155,6 +197,7 @@ mod tests {
             input: 2,
             hidden: 1,
             classes: 2,
+            activation: Activation::Sigmoid,
             init: Init::Normal,
             init_std: 0.0,
         };

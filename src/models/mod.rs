@@ -10,7 +10,7 @@ use crate::params::Layout;
 use crate::rng::Rng;
 
 pub use cnn::Cnn;
-pub use mlp::Mlp;
+pub use mlp::{Activation, Mlp};
 
 /// A network that maps a batch of inputs to logits and back-propagates.
 pub trait Network<T: Scalar>: Sync {
@@ -46,19 +46,25 @@ pub trait Network<T: Scalar>: Sync {
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ModelSpec {
-    /// input → hidden (sigmoid) → classes
+    /// input → hidden (activation) → classes
     Mlp {
         input: usize,
         hidden: usize,
         classes: usize,
+        /// The hidden activation (checkpoints without the field are the report's sigmoid).
+        #[serde(default)]
+        activation: Activation,
     },
-    /// side×side image → conv (filters × kernel²) → ReLU → flatten → classes
+    /// side×side image → conv (filters × kernel²) → ReLU → (2×2 max-pool) → flatten → classes
     Cnn {
         side: usize,
         kernel: usize,
         filters: usize,
         conv_bias: bool,
         classes: usize,
+        /// 2×2 max-pooling after the ReLU (checkpoints without the field have none).
+        #[serde(default)]
+        pool: bool,
     },
 }
 
@@ -70,6 +76,28 @@ pub enum Net {
 }
 
 impl ModelSpec {
+    /// The report's MLP with `hidden` sigmoid units on MNIST-sized inputs.
+    pub fn mlp(hidden: usize) -> Self {
+        ModelSpec::Mlp {
+            input: 784,
+            hidden,
+            classes: 10,
+            activation: Activation::Sigmoid,
+        }
+    }
+
+    /// The report's CNN with `filters` filters of `kernel`², no bias, no pooling.
+    pub fn cnn(kernel: usize, filters: usize) -> Self {
+        ModelSpec::Cnn {
+            side: 28,
+            kernel,
+            filters,
+            conv_bias: false,
+            classes: 10,
+            pool: false,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             ModelSpec::Mlp { .. } => "mlp",
@@ -85,10 +113,12 @@ impl ModelSpec {
                 input,
                 hidden,
                 classes,
+                activation,
             } => Net::Mlp(Mlp {
                 input,
                 hidden,
                 classes,
+                activation,
                 init: crate::init::Init::Normal,
                 init_std: 0.01,
             }),
@@ -98,7 +128,8 @@ impl ModelSpec {
                 filters,
                 conv_bias,
                 classes,
-            } => Net::Cnn(Cnn::new(side, kernel, filters, conv_bias, classes)),
+                pool,
+            } => Net::Cnn(Cnn::new(side, kernel, filters, conv_bias, classes).with_pool(pool)),
         }
     }
 
@@ -117,19 +148,30 @@ impl ModelSpec {
                 input,
                 hidden,
                 classes,
-            } => format!("mlp {input}-{hidden}-{classes} (sigmoid hidden layer)"),
+                activation,
+            } => {
+                format!(
+                    "mlp {input}-{hidden}-{classes} ({} hidden layer)",
+                    activation.name()
+                )
+            }
             ModelSpec::Cnn {
                 side,
                 kernel,
                 filters,
                 conv_bias,
                 classes,
+                pool,
             } => {
                 let os = side - kernel + 1;
                 let bias = if conv_bias { " with bias" } else { "" };
+                let (pooled, features) = if pool {
+                    (" → max-pool 2×2", filters * (os / 2) * (os / 2))
+                } else {
+                    ("", filters * os * os)
+                };
                 format!(
-                    "cnn {filters}×{kernel}×{kernel} conv{bias} → ReLU → {}→{classes} (input {side}×{side})",
-                    filters * os * os
+                    "cnn {filters}×{kernel}×{kernel} conv{bias} → ReLU{pooled} → {features}→{classes} (input {side}×{side})"
                 )
             }
         }
