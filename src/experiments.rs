@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
@@ -224,6 +224,30 @@ fn execute_net<N: Network<f32>>(
         }
     };
     let config_json = serde_json::to_string(&config)?;
+    let save_model = |path: &Path, params: &[f32], history: &[EpochRecord]| -> Result<()> {
+        let last = history.last().expect("at least one epoch");
+        let metrics = serde_json::json!({
+            "test_accuracy": last.test_accuracy,
+            "validation_accuracy": last.validation_accuracy,
+            "train_loss": last.train_loss,
+            "train_accuracy": last.train_accuracy,
+            "epochs": last.epoch,
+            "seconds": history.iter().map(|r| r.seconds).sum::<f64>(),
+        });
+        checkpoint::save(
+            path,
+            &Checkpoint {
+                spec: spec.model,
+                params: params.to_vec(),
+                dataset: data.dataset,
+                normalize: spec.normalize,
+                config: Some(config_json.clone()),
+                metrics: Some(metrics.to_string()),
+                resume: None,
+                extra: Vec::new(),
+            },
+        )
+    };
     let save_resume =
         |params: &[f32], opt: &optim::State, position: Position, history: &[EpochRecord]| -> Result<()> {
             let state = ResumeState {
@@ -254,19 +278,60 @@ fn execute_net<N: Network<f32>>(
             )
         };
     let mut write_error = None;
+    // A seeded part of the training set held out for validation (never the test set).
+    let split =
+        (settings.validation > 0).then(|| split_validation(&data.train, settings.validation, settings.seed));
+    let (train_part, validation) = match &split {
+        Some((t, v)) => (t, Some(v)),
+        None => (&data.train, None),
+    };
+    if let Some(v) = validation {
+        anyhow::ensure!(
+            train_part.len() >= settings.batch_size && !v.is_empty(),
+            "--validation {} leaves {} training samples, fewer than a batch",
+            settings.validation,
+            train_part.len()
+        );
+    }
+    // Set by the user's interrupt or by early stopping; checked after every batch.
+    let stop_now = AtomicBool::new(false);
+    let mut early_stopped = false;
+    let best_path = run_dir.path.join(BEST_MODEL_FILE);
+    let mut best = history
+        .iter()
+        .filter_map(|r| r.validation_accuracy)
+        .fold(f64::NEG_INFINITY, f64::max);
     let result = train::train_from(
         net,
         &mut params,
         &mut opt_state,
-        &data.train,
+        train_part,
+        validation,
         &data.test,
         &settings,
         start,
-        options.stop,
+        Some(&stop_now),
         &mut |p| {
+            if let Progress::Batch { .. } = &p
+                && options.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+            {
+                stop_now.store(true, Ordering::SeqCst);
+            }
             if let Progress::Epoch(r, params, opt) = &p {
                 history.push((*r).clone());
                 let mut written = run_dir.write_history(&history);
+                if let Some(v) = r.validation_accuracy {
+                    if v > best {
+                        best = v;
+                        if written.is_ok() {
+                            written = save_model(&best_path, params, &history);
+                        }
+                    }
+                    if settings.patience > 0 && epochs_since_best(&history) >= settings.patience {
+                        early_stopped = true;
+                        stop_now.store(true, Ordering::SeqCst);
+                    }
+                }
                 let every = options.checkpoint_every;
                 if written.is_ok() && every > 0 && r.epoch % every == 0 && r.epoch < settings.epochs {
                     written = save_resume(
@@ -312,32 +377,12 @@ fn execute_net<N: Network<f32>>(
             };
             Err(anyhow!("{e}{so_far}{kept}"))
         }
-        Ok(Outcome::Interrupted(_, position)) => {
+        Ok(Outcome::Interrupted(_, position)) if !early_stopped => {
             save_resume(&params, &opt_state, position, &history)?;
             Ok(RunEnd::Interrupted(position))
         }
-        Ok(Outcome::Finished(_)) => {
-            let last = history.last().expect("at least one epoch");
-            let metrics = serde_json::json!({
-                "test_accuracy": last.test_accuracy,
-                "train_loss": last.train_loss,
-                "train_accuracy": last.train_accuracy,
-                "epochs": last.epoch,
-                "seconds": history.iter().map(|r| r.seconds).sum::<f64>(),
-            });
-            checkpoint::save(
-                &run_dir.model_path(),
-                &Checkpoint {
-                    spec: spec.model,
-                    params,
-                    dataset: data.dataset,
-                    normalize: spec.normalize,
-                    config: Some(config_json),
-                    metrics: Some(metrics.to_string()),
-                    resume: None,
-                    extra: Vec::new(),
-                },
-            )?;
+        Ok(Outcome::Finished(_) | Outcome::Interrupted(..)) => {
+            save_model(&run_dir.model_path(), &params, &history)?;
             save_run_curves(&run_dir.path, &spec.model.describe(), &history)?;
             if run_dir.resume_path().exists() {
                 std::fs::remove_file(run_dir.resume_path())
@@ -347,6 +392,48 @@ fn execute_net<N: Network<f32>>(
         }
     }
 }
+
+/// The model with the best validation accuracy so far, in runs with `--validation`.
+pub const BEST_MODEL_FILE: &str = "model_best.safetensors";
+
+/// Splits `train` into (rest, validation) with `n` samples drawn by a seeded permutation.
+pub fn split_validation(train: &Samples, n: usize, seed: u64) -> (Samples, Samples) {
+    let mut order: Vec<u32> = (0..train.len() as u32).collect();
+    crate::rng::Rng::new(seed, VALIDATION_STREAM).shuffle(&mut order);
+    let n = n.min(train.len());
+    let pick = |idx: &[u32]| {
+        let mut x = Vec::with_capacity(idx.len() * train.dim);
+        let mut y = Vec::with_capacity(idx.len());
+        // Keep the original order inside each part.
+        let mut sorted = idx.to_vec();
+        sorted.sort_unstable();
+        for &i in &sorted {
+            x.extend_from_slice(train.row(i as usize));
+            y.push(train.y[i as usize]);
+        }
+        Samples { x, y, dim: train.dim }
+    };
+    (pick(&order[n..]), pick(&order[..n]))
+}
+
+/// Epochs since the best validation accuracy of `history` (0 when the last
+/// epoch is the best; ties count as not better).
+pub fn epochs_since_best(history: &[EpochRecord]) -> usize {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, v) in history
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.validation_accuracy.map(|v| (i, v)))
+    {
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best.map_or(0, |(i, _)| history.len() - 1 - i)
+}
+
+/// PRNG stream that draws the validation split.
+pub const VALIDATION_STREAM: u64 = 3;
 
 /// `curves.png`/`.svg` of one run: training loss; training and test accuracy.
 pub fn save_run_curves(dir: &Path, title: &str, history: &[EpochRecord]) -> Result<()> {
@@ -376,7 +463,19 @@ pub fn save_run_curves(dir: &Path, title: &str, history: &[EpochRecord]) -> Resu
                 points: pts(|r| r.test_accuracy),
                 thin: true,
             },
-        ],
+        ]
+        .into_iter()
+        .chain(history.iter().any(|r| r.validation_accuracy.is_some()).then(|| {
+            Series {
+                label: "validation".into(),
+                points: history
+                    .iter()
+                    .filter_map(|r| r.validation_accuracy.map(|v| (r.epoch as f64, v)))
+                    .collect(),
+                thin: true,
+            }
+        }))
+        .collect(),
     };
     save_figure(dir, "curves", title, &[loss, acc])
 }
@@ -400,6 +499,8 @@ pub fn read_history(path: &Path) -> Result<Vec<EpochRecord>> {
                 train_accuracy: num(2)?,
                 test_accuracy: num(3)?,
                 seconds: num(4)?,
+                // An optional sixth column; empty when the run held out no validation set.
+                validation_accuracy: f.get(5).and_then(|v| v.trim().parse().ok()),
             })
         })
         .collect()
@@ -424,7 +525,10 @@ pub fn finished_run(dir: &Path, spec: &RunSpec, dataset: Dataset) -> Option<Vec<
         return None;
     }
     let history = read_history(&dir.join(HISTORY_FILE)).ok()?;
-    (history.len() == spec.settings.epochs).then_some(history)
+    // Every epoch ran, or early stopping ended the run (its model was saved).
+    let complete =
+        history.len() == spec.settings.epochs || (spec.settings.patience > 0 && !history.is_empty());
+    complete.then_some(history)
 }
 
 /// One run of a sweep.
@@ -790,6 +894,7 @@ mod tests {
                 train_accuracy: 0.8,
                 test_accuracy: 0.85,
                 seconds: 1.5,
+                validation_accuracy: None,
             },
             EpochRecord {
                 epoch: 2,
@@ -797,6 +902,7 @@ mod tests {
                 train_accuracy: 0.9,
                 test_accuracy: 0.875,
                 seconds: 1.25,
+                validation_accuracy: None,
             },
         ];
         let p = dir.path().join("history.csv");
@@ -804,6 +910,45 @@ mod tests {
         assert_eq!(read_history(&p).unwrap(), h);
         std::fs::write(&p, "epoch,a\n1,x\n").unwrap();
         assert!(format!("{:#}", read_history(&p).unwrap_err()).contains("line 2"));
+    }
+
+    #[test]
+    fn early_stopping_counts_epochs_since_the_best_validation_accuracy() {
+        let h = |vals: &[f64]| -> Vec<EpochRecord> {
+            vals.iter()
+                .enumerate()
+                .map(|(i, &v)| EpochRecord {
+                    epoch: i + 1,
+                    train_loss: 0.1,
+                    train_accuracy: 0.9,
+                    test_accuracy: 0.9,
+                    seconds: 1.0,
+                    validation_accuracy: Some(v),
+                })
+                .collect()
+        };
+        assert_eq!(epochs_since_best(&h(&[0.90, 0.95])), 0);
+        assert_eq!(epochs_since_best(&h(&[0.90, 0.95, 0.94, 0.95])), 2);
+        assert_eq!(epochs_since_best(&h(&[0.97, 0.95, 0.96])), 2);
+    }
+
+    #[test]
+    fn validation_split_is_seeded_and_disjoint() {
+        let data = Samples {
+            x: (0..100).map(|v| v as f32).collect(),
+            y: (0..100).map(|v| (v % 10) as u8).collect(),
+            dim: 1,
+        };
+        let (t1, v1) = split_validation(&data, 20, 4);
+        let (t2, v2) = split_validation(&data, 20, 4);
+        let (_, v3) = split_validation(&data, 20, 5);
+        assert_eq!((t1.len(), v1.len()), (80, 20));
+        assert_eq!(v1.x, v2.x);
+        assert_eq!(t1.x, t2.x);
+        assert_ne!(v1.x, v3.x);
+        let mut all: Vec<f32> = t1.x.iter().chain(&v1.x).copied().collect();
+        all.sort_by(f32::total_cmp);
+        assert_eq!(all, data.x);
     }
 
     #[test]

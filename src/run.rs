@@ -79,14 +79,26 @@ impl RunDir {
     }
 }
 
-/// `epoch,train_loss,train_accuracy,test_accuracy,seconds` lines.
+/// `epoch,train_loss,train_accuracy,test_accuracy,seconds[,validation_accuracy]` lines
+/// (the last column only when the run holds out a validation set).
 pub fn history_csv(history: &[EpochRecord]) -> String {
-    let mut out = String::from("epoch,train_loss,train_accuracy,test_accuracy,seconds\n");
+    let validation = history.iter().any(|r| r.validation_accuracy.is_some());
+    let mut out = String::from("epoch,train_loss,train_accuracy,test_accuracy,seconds");
+    out.push_str(if validation {
+        ",validation_accuracy\n"
+    } else {
+        "\n"
+    });
     for r in history {
         out.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.4}\n",
+            "{},{:.6},{:.6},{:.6},{:.4}",
             r.epoch, r.train_loss, r.train_accuracy, r.test_accuracy, r.seconds
         ));
+        match (validation, r.validation_accuracy) {
+            (true, Some(v)) => out.push_str(&format!(",{v:.6}\n")),
+            (true, None) => out.push_str(",\n"),
+            (false, _) => out.push('\n'),
+        }
     }
     out
 }

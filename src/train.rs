@@ -42,6 +42,12 @@ pub struct Settings {
     /// The learning-rate schedule (default: constant).
     #[serde(default)]
     pub schedule: Schedule,
+    /// Training samples held out for validation (seeded; 0: none).
+    #[serde(default)]
+    pub validation: usize,
+    /// Stop after this many epochs without a better validation accuracy (0: never).
+    #[serde(default)]
+    pub patience: usize,
 }
 
 impl Settings {
@@ -55,6 +61,8 @@ impl Settings {
             seed,
             optimizer: Optimizer::default(),
             schedule: Schedule::default(),
+            validation: 0,
+            patience: 0,
         }
     }
 }
@@ -67,6 +75,9 @@ pub struct EpochRecord {
     pub train_accuracy: f64,
     pub test_accuracy: f64,
     pub seconds: f64,
+    /// Accuracy on the held-out validation samples, when there are any.
+    #[serde(default)]
+    pub validation_accuracy: Option<f64>,
 }
 
 /// What the loop reports while it runs.
@@ -197,6 +208,7 @@ pub fn train<N: Network<f32>>(
         params,
         &mut state,
         train,
+        None,
         test,
         settings,
         Position::default(),
@@ -216,6 +228,7 @@ pub fn train_from<N: Network<f32>>(
     params: &mut [f32],
     state: &mut State,
     train: &Samples,
+    validation: Option<&Samples>,
     test: &Samples,
     settings: &Settings,
     start: Position,
@@ -332,12 +345,14 @@ pub fn train_from<N: Network<f32>>(
         }
         let seconds = seconds_before + started.elapsed().as_secs_f64();
         let test_accuracy = evaluate(net, params, test, per_shard).accuracy();
+        let validation_accuracy = validation.map(|v| evaluate(net, params, v, per_shard).accuracy());
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / total as f64,
             train_accuracy: acc_sum / total as f64,
             test_accuracy,
             seconds,
+            validation_accuracy,
         };
         report(Progress::Epoch(&record, params, state));
         history.push(record);

@@ -253,3 +253,57 @@ fn eval_of_a_missing_or_broken_model_is_a_clear_error() {
     assert!(stderr(&o).contains("bad.safetensors"), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"));
 }
+
+#[test]
+fn validation_split_keeps_the_best_model_and_stops_early() {
+    let Some(mnist) = common::mnist_dir("validation_split_keeps_the_best_model_and_stops_early") else {
+        return;
+    };
+    let runs = tempfile::tempdir().unwrap();
+    let run = runs.path().join("val");
+    let o = scratchnet(&[
+        "train",
+        "mlp",
+        "--hidden",
+        "64",
+        "--epochs",
+        "12",
+        "--validation",
+        "5000",
+        "--patience",
+        "1",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--loss-reduction",
+        "mean",
+        "--threads",
+        "2",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(", validation 0."), "{}", stdout(&o));
+    let history = scratchnet::experiments::read_history(&run.join("history.csv")).unwrap();
+    let vals: Vec<f64> = history.iter().map(|r| r.validation_accuracy.unwrap()).collect();
+    let best = vals.iter().cloned().fold(f64::MIN, f64::max);
+    let best_epoch = vals.iter().position(|&v| v == best).unwrap() + 1;
+    // Either all epochs ran, or the run stopped one epoch (the patience) after its best.
+    assert!(history.len() == 12 || history.len() == best_epoch + 1, "{vals:?}");
+    assert!(
+        history.len() < 12,
+        "with patience 1 this run stops early: {vals:?}"
+    );
+    // model_best.safetensors holds the parameters of the best validation epoch.
+    let best_ckpt = scratchnet::checkpoint::load(&run.join("model_best.safetensors")).unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(best_ckpt.metrics.as_deref().unwrap()).unwrap();
+    assert_eq!(metrics["epochs"], best_epoch);
+    assert!(run.join("model.safetensors").is_file());
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["settings"]["validation"], 5000);
+    assert_eq!(config["settings"]["optimizer"]["rule"], "adam");
+}

@@ -165,6 +165,12 @@ pub struct OptimArgs {
     /// Epochs of linear warm-up at the start (0: none)
     #[arg(long, default_value_t = 0)]
     warmup_epochs: usize,
+    /// Training samples held out (seeded) for per-epoch validation accuracy and model_best.safetensors
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    validation: usize,
+    /// With --validation: stop after this many epochs without a better validation accuracy (0: never)
+    #[arg(long, default_value_t = 0, value_name = "EPOCHS")]
+    patience: usize,
 }
 
 impl OptimArgs {
@@ -284,6 +290,8 @@ impl MlpHyper {
                 seed,
                 optimizer: self.optim.optimizer(),
                 schedule: self.optim.schedule(),
+                validation: self.optim.validation,
+                patience: self.optim.patience,
             },
         }
     }
@@ -311,6 +319,8 @@ impl CnnHyper {
                 seed,
                 optimizer: self.optim.optimizer(),
                 schedule: self.optim.schedule(),
+                validation: self.optim.validation,
+                patience: self.optim.patience,
             },
         }
     }
@@ -506,10 +516,14 @@ fn run_to_end(
     Ok(())
 }
 
-/// The report's epoch line, then seconds (and any extra note).
+/// The report's epoch line, then seconds, validation accuracy (if any) and any extra note.
 pub fn epoch_line(r: &scratchnet::train::EpochRecord, epochs: usize, extra: &str) -> String {
+    let validation = r
+        .validation_accuracy
+        .map(|v| format!(", validation {v:.4}"))
+        .unwrap_or_default();
     format!(
-        "Epoch {}/{}, Train Loss: {:.4} Train Accuracy: {:.4} ({:.2} s{extra})",
+        "Epoch {}/{}, Train Loss: {:.4} Train Accuracy: {:.4} ({:.2} s{validation}{extra})",
         r.epoch, epochs, r.train_loss, r.train_accuracy, r.seconds
     )
 }
