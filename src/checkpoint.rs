@@ -280,6 +280,39 @@ mod tests {
         assert!(e.contains("unexpected tensor `optimizer."), "{e}");
     }
 
+    /// An MLP's tensors under metadata that says CNN: the loader names the
+    /// tensor the CNN needs and does not find.
+    #[test]
+    fn a_checkpoint_of_the_other_model_kind_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kind.safetensors");
+        let mlp = sample();
+        let bytes: Vec<u8> = mlp.params.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut views = Vec::new();
+        for (t, r) in mlp.spec.layout().ranges() {
+            views.push((
+                t.name.clone(),
+                TensorView::new(Dtype::F32, t.shape.clone(), &bytes[r.start * 4..r.end * 4]).unwrap(),
+            ));
+        }
+        let cnn = ModelSpec::cnn(7, 1);
+        let meta = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("format_version".to_string(), "1".to_string()),
+            ("model".to_string(), serde_json::to_string(&cnn).unwrap()),
+            ("dataset".to_string(), "mnist".to_string()),
+            ("normalize".to_string(), "unit".to_string()),
+        ]);
+        std::fs::write(&p, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+        let e = format!("{:#}", load(&p).unwrap_err());
+        assert!(
+            e.contains("kind.safetensors")
+                && e.contains("`conv.weight` is missing")
+                && e.contains("[1, 1, 7, 7]"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn round_trip_is_exact() {
         let dir = tempfile::tempdir().unwrap();

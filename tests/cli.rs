@@ -307,3 +307,27 @@ fn validation_split_keeps_the_best_model_and_stops_early() {
     assert_eq!(config["settings"]["validation"], 5000);
     assert_eq!(config["settings"]["optimizer"]["rule"], "adam");
 }
+
+#[test]
+fn a_batch_larger_than_the_training_set_is_refused() {
+    let Some(mnist) = common::mnist_dir("a_batch_larger_than_the_training_set_is_refused") else {
+        return;
+    };
+    let runs = tempfile::tempdir().unwrap();
+    let o = scratchnet(&[
+        "train",
+        "mlp",
+        "--batch-size",
+        "60001",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+        "--out",
+        runs.path().join("r").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--batch-size 60001 is larger than the 60000 training images"),
+        "{}",
+        stderr(&o)
+    );
+}

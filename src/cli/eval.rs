@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use scratchnet::checkpoint;
 use scratchnet::data::batches::Samples;
-use scratchnet::data::mnist::{Split, load_split};
+use scratchnet::data::mnist::{FileKind, Split, load_split};
 use scratchnet::models::Net;
 use scratchnet::run::MODEL_FILE;
 use scratchnet::train::evaluate;
@@ -40,7 +40,9 @@ pub fn run(mut a: EvalArgs) -> Result<()> {
     }
     let ckpt = checkpoint::load(&path)?;
     a.data.dataset = ckpt.dataset;
-    super::train::ensure_data(&a.data)?;
+    // Evaluation needs only the test files.
+    let test_files = [FileKind::TestImages, FileKind::TestLabels];
+    super::train::ensure_files(&a.data, &test_files)?;
     let raw = load_split(&a.data.dir(), ckpt.dataset, Split::Test, a.data.verify())?;
     let test = Samples::from_raw(&raw, ckpt.normalize);
     let bs = a.batch_size.max(1);

@@ -572,13 +572,18 @@ fn print_header(spec: &RunSpec, threads: usize, data: &Data, out: &std::path::Pa
 /// Makes sure the data folder holds the four files, downloading them when
 /// `--download` is given; otherwise the error says how to get them.
 pub fn ensure_data(data: &DataArgs) -> Result<()> {
+    ensure_files(data, &FileKind::ALL)
+}
+
+/// [`ensure_data`] for some of the four files.
+pub fn ensure_files(data: &DataArgs, kinds: &[FileKind]) -> Result<()> {
     let dir = data.dir();
-    let missing = FileKind::ALL.iter().any(|&k| locate(&dir, k).is_none());
+    let missing = kinds.iter().any(|&k| locate(&dir, k).is_none());
     if missing {
         if data.download {
             super::download::fetch(data, Duration::from_secs(30), false)?;
         } else {
-            for k in FileKind::ALL {
+            for &k in kinds {
                 require(&dir, data.dataset, k)?;
             }
         }
