@@ -78,7 +78,7 @@ fn interrupted_runs_resume_bit_identically() {
                 "--hidden",
                 "48",
                 "--epochs",
-                "5",
+                "8",
                 "--data-dir",
                 data,
                 "--threads",
