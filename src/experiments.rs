@@ -56,37 +56,12 @@ impl RunSpec {
         }
     }
 
-    /// Relative cost of one epoch, for ETAs: multiply-adds of one forward pass
-    /// per sample, plus a fixed share for everything that does not scale with
-    /// the model (batching, the loss, evaluation); roughly proportional to time.
+    /// Relative cost of one epoch, for ETAs: the training FLOPs per sample
+    /// plus a fixed share for what does not scale with the model (batching,
+    /// the loss, evaluation); roughly proportional to time.
     pub fn cost(&self) -> f64 {
-        const OVERHEAD: f64 = 50_000.0;
-        OVERHEAD
-            + match self.model {
-                ModelSpec::Mlp {
-                    input,
-                    hidden,
-                    classes,
-                    ..
-                } => (input * hidden + hidden * classes) as f64,
-                ModelSpec::Cnn {
-                    side,
-                    kernel,
-                    filters,
-                    classes,
-                    pool,
-                    ..
-                } => {
-                    let os = (side - kernel + 1) as f64;
-                    let f = filters as f64;
-                    let features = if pool {
-                        f * (os / 2.0).floor().powi(2)
-                    } else {
-                        f * os * os
-                    };
-                    f * (kernel * kernel) as f64 * os * os + features * classes as f64
-                }
-            }
+        const OVERHEAD: f64 = 150_000.0;
+        OVERHEAD + crate::bench::train_flops_per_sample(&self.model)
     }
 }
 

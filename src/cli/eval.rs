@@ -2,13 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
-use scratchnet::checkpoint;
 use scratchnet::data::batches::Samples;
 use scratchnet::data::mnist::{FileKind, Split, load_split};
 use scratchnet::models::Net;
-use scratchnet::run::MODEL_FILE;
 use scratchnet::train::evaluate;
 
 use super::DataArgs;
@@ -30,15 +28,7 @@ pub struct EvalArgs {
 
 pub fn run(mut a: EvalArgs) -> Result<()> {
     super::set_threads(a.threads)?;
-    let path = if a.model.is_dir() {
-        a.model.join(MODEL_FILE)
-    } else {
-        a.model.clone()
-    };
-    if !path.exists() {
-        bail!("{}: no such model file or run folder", path.display());
-    }
-    let ckpt = checkpoint::load(&path)?;
+    let (path, ckpt) = super::load_model(&a.model)?;
     a.data.dataset = ckpt.dataset;
     // Evaluation needs only the test files.
     let test_files = [FileKind::TestImages, FileKind::TestLabels];

@@ -96,6 +96,20 @@ impl DataArgs {
     }
 }
 
+/// The checkpoint of a run folder (its model.safetensors) or a .safetensors file.
+pub fn load_model(run_or_model: &std::path::Path) -> Result<(PathBuf, scratchnet::checkpoint::Checkpoint)> {
+    let path = if run_or_model.is_dir() {
+        run_or_model.join(scratchnet::run::MODEL_FILE)
+    } else {
+        run_or_model.to_path_buf()
+    };
+    if !path.exists() {
+        anyhow::bail!("{}: no such model file or run folder", path.display());
+    }
+    let ckpt = scratchnet::checkpoint::load(&path)?;
+    Ok((path, ckpt))
+}
+
 /// Sizes the global thread pool; 0 means one thread per core.
 pub fn set_threads(threads: usize) -> Result<usize> {
     rayon::ThreadPoolBuilder::new()

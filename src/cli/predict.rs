@@ -2,14 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
-use scratchnet::checkpoint;
 use scratchnet::data::batches::Normalize;
 use scratchnet::layers::softmax_ce::softmax;
 use scratchnet::models::{Net, Network};
 use scratchnet::predict::{Invert, load_digit};
-use scratchnet::run::MODEL_FILE;
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -28,15 +26,7 @@ pub struct PredictArgs {
 }
 
 pub fn run(a: PredictArgs) -> Result<()> {
-    let path = if a.model.is_dir() {
-        a.model.join(MODEL_FILE)
-    } else {
-        a.model.clone()
-    };
-    if !path.exists() {
-        bail!("{}: no such model file or run folder", path.display());
-    }
-    let ckpt = checkpoint::load(&path)?;
+    let (_, ckpt) = super::load_model(&a.model)?;
     let names = ckpt.dataset.class_names();
     let table = Normalize::table(ckpt.normalize);
     for image in &a.images {

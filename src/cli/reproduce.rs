@@ -84,6 +84,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         cpu_model()
     );
     let results = run_jobs(&jobs, !a.overwrite, &data)?;
+    let reused = results.iter().filter(|r| r.reused).count();
     let (mlp_results, cnn_results): (Vec<_>, Vec<_>) =
         results.into_iter().partition(|r| r.job.sweep == "mlp");
     let mlp_summary = summarise(&mlp_results);
@@ -107,16 +108,13 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         .map(|s| s.total_seconds)
         .sum();
     let wall = started.elapsed().as_secs_f64();
-    let md = report_markdown(
-        &a,
-        &mlp,
-        &cnn,
-        &mlp_summary,
-        &cnn_summary,
-        threads,
+    let times = Times {
         wall,
         trained_seconds,
-    );
+        reused,
+        runs: jobs.len(),
+    };
+    let md = report_markdown(&a, &mlp, &cnn, &mlp_summary, &cnn_summary, threads, &times);
     write_atomic(&out.join("report.md"), md.as_bytes())?;
     println!("\n{md}");
     println!("Wrote {}", out.join("report.md").display());
@@ -124,6 +122,16 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// How long the reproduction took.
+struct Times {
+    /// Seconds of this invocation.
+    wall: f64,
+    /// Seconds in training epochs, summed over all runs (reused ones included).
+    trained_seconds: f64,
+    reused: usize,
+    runs: usize,
+}
+
 fn report_markdown(
     a: &ReproduceArgs,
     mlp: &MlpHyper,
@@ -131,8 +139,7 @@ fn report_markdown(
     mlp_summary: &[ConfigSummary],
     cnn_summary: &[ConfigSummary],
     threads: usize,
-    wall: f64,
-    trained_seconds: f64,
+    times: &Times,
 ) -> String {
     let mut md = String::from("# Reproduction of the report's tables\n\n");
     if a.quick {
@@ -150,17 +157,29 @@ fn report_markdown(
         num_cpus()
     );
     let _ = writeln!(md, "- scratchnet {}", env!("CARGO_PKG_VERSION"));
-    let _ = writeln!(
-        md,
-        "- total time: {} wall clock ({} of it in training epochs{})",
-        format_duration(wall),
-        format_duration(trained_seconds),
-        if a.seeds.len() > 1 {
-            format!(", {} seeds per configuration", a.seeds.len())
-        } else {
-            String::new()
-        }
-    );
+    let seeds = if a.seeds.len() > 1 {
+        format!(", {} seeds per configuration", a.seeds.len())
+    } else {
+        String::new()
+    };
+    if times.reused == 0 {
+        let _ = writeln!(
+            md,
+            "- total time: {} wall clock ({} of it in training epochs{seeds})",
+            format_duration(times.wall),
+            format_duration(times.trained_seconds)
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "- time: {} wall clock for this invocation, which reused {} of the {} runs from an earlier one; \
+             training epochs of all runs: {}{seeds}",
+            format_duration(times.wall),
+            times.reused,
+            times.runs,
+            format_duration(times.trained_seconds)
+        );
+    }
     let _ = writeln!(
         md,
         "\n## MLP: test accuracy by hidden size (report section 3.4)\n"
