@@ -1,0 +1,96 @@
+//! Criterion benches: the matrix products of the MLP, the convolution's two
+//! strategies forward and backward, and whole training epochs of each model on
+//! synthetic data. `cargo bench --bench kernels`; compare runs with criterion's
+//! saved baselines (`-- --save-baseline before`, then `-- --baseline before`).
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use scratchnet::bench::{synthetic, train_flops_per_sample};
+use scratchnet::layers::conv2d::Conv2d;
+use scratchnet::layers::softmax_ce::Reduction;
+use scratchnet::linalg::{matmul_a_bt, matmul_at_b};
+use scratchnet::models::{ModelSpec, Net};
+use scratchnet::rng::Rng;
+use scratchnet::train::{self, Settings};
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed, 0);
+    (0..n).map(|_| rng.normal() as f32).collect()
+}
+
+fn matmul(c: &mut Criterion) {
+    let (b, d, h) = (128, 784, 256);
+    let x = random(b * d, 1);
+    let w = random(h * d, 2);
+    let dz = random(b * h, 3);
+    let mut g = c.benchmark_group("matmul");
+    g.throughput(Throughput::Elements((2 * b * d * h) as u64));
+    let mut z = vec![0.0; b * h];
+    g.bench_function("forward X·Wᵀ 128x784x256", |bench| {
+        bench.iter(|| matmul_a_bt(b, d, h, &x, &w, 0.0, &mut z))
+    });
+    let mut dw = vec![0.0; h * d];
+    g.bench_function("dW = dZᵀ·X 256x128x784", |bench| {
+        bench.iter(|| matmul_at_b(h, b, d, &dz, &x, 0.0, &mut dw))
+    });
+    g.finish();
+}
+
+fn conv(c: &mut Criterion) {
+    let batch = 64;
+    let mut g = c.benchmark_group("conv2d");
+    for filters in [1, 32] {
+        let conv = Conv2d {
+            side: 28,
+            kernel: 7,
+            filters,
+        };
+        let x = random(batch * 784, 4);
+        let w = random(filters * 49, 5);
+        let d_z = random(batch * conv.out_len(), 6);
+        let mut scratch = conv.scratch::<f32>(batch);
+        let mut z = vec![0.0; batch * conv.out_len()];
+        let mut d_w = vec![0.0; w.len()];
+        g.throughput(Throughput::Elements(
+            (2 * batch * filters * 49 * conv.positions()) as u64,
+        ));
+        g.bench_function(
+            format!("forward K7 F{filters} B{batch} ({:?})", conv.strategy()),
+            |bench| bench.iter(|| conv.forward(batch, &x, &w, None, &mut scratch, &mut z)),
+        );
+        g.bench_function(
+            format!("backward dW K7 F{filters} B{batch} ({:?})", conv.strategy()),
+            |bench| bench.iter(|| conv.backward(batch, &x, &w, &d_z, &mut scratch, &mut d_w, None, None)),
+        );
+    }
+    g.finish();
+}
+
+fn training(c: &mut Criterion) {
+    let samples = 1280;
+    let mut g = c.benchmark_group("training epoch (1280 samples, batch 128)");
+    g.sample_size(10);
+    for spec in [ModelSpec::mlp(256), ModelSpec::cnn(7, 1), ModelSpec::cnn(7, 32)] {
+        let data = synthetic(samples, 784, 1);
+        let test = synthetic(1, 784, 2);
+        let settings = Settings::sgd(1, 1e-3, 128, Reduction::Mean, 0);
+        g.throughput(Throughput::Elements(
+            (train_flops_per_sample(&spec) * samples as f64) as u64,
+        ));
+        g.bench_function(spec.describe(), |bench| {
+            bench.iter(|| match spec.build() {
+                Net::Mlp(net) => {
+                    let mut p = train::init_params(&net, 0);
+                    train::train(&net, &mut p, &data, &test, &settings, &mut |_| {}).unwrap()
+                }
+                Net::Cnn(net) => {
+                    let mut p = train::init_params(&net, 0);
+                    train::train(&net, &mut p, &data, &test, &settings, &mut |_| {}).unwrap()
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, matmul, conv, training);
+criterion_main!(benches);
