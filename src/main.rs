@@ -7,7 +7,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let argv = match cli::preset::expand(std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let args = cli::Cli::parse_from(argv);
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<cli::Exit>() {

@@ -331,3 +331,46 @@ fn a_batch_larger_than_the_training_set_is_refused() {
         stderr(&o)
     );
 }
+
+#[test]
+fn presets_load_and_train_for_one_epoch() {
+    let Some(mnist) = common::mnist_dir("presets_load_and_train_for_one_epoch") else {
+        return;
+    };
+    let runs = tempfile::tempdir().unwrap();
+    for (model, preset, key, want) in [
+        ("mlp", "report", "/model/hidden", serde_json::json!(256)),
+        ("mlp", "best-mlp", "/model/activation", serde_json::json!("relu")),
+        ("cnn", "best-cnn", "/model/pool", serde_json::json!(true)),
+    ] {
+        let out = runs.path().join(preset);
+        let o = scratchnet(&[
+            "train",
+            model,
+            "--preset",
+            preset,
+            "--epochs",
+            "1",
+            "--data-dir",
+            mnist.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{preset}: {}{}", stdout(&o), stderr(&o));
+        assert!(test_accuracy(&o) > 0.9, "{preset}");
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(config.pointer(key), Some(&want), "{preset}: {config}");
+        assert_eq!(
+            config["settings"]["epochs"], 1,
+            "a later flag overrides the preset"
+        );
+    }
+    let o = scratchnet(&["train", "mlp", "--preset", "best-cnn"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no preset `best-cnn` for mlp"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -7,6 +7,7 @@ mod download;
 mod eval;
 mod gradcheck;
 mod predict;
+pub mod preset;
 mod reproduce;
 mod sweep;
 mod train;
@@ -23,7 +24,9 @@ use scratchnet::data::mnist::{Dataset, Verify};
     name = "scratchnet",
     version,
     about = "MNIST with an MLP and a CNN written from scratch: manual backpropagation and gradient descent",
-    after_help = "Data: --data-dir DIR, else $SCRATCHNET_DATA_DIR/<dataset>/, else the user cache folder …/scratchnet/<dataset>/."
+    after_help = "Data: --data-dir DIR, else $SCRATCHNET_DATA_DIR/<dataset>/, else the user cache folder …/scratchnet/<dataset>/.\n\
+                  Presets: `train mlp|cnn --preset NAME` (report, best-mlp, best-cnn) expand to their flags; later flags override them.",
+    args_override_self = true
 )]
 pub struct Cli {
     #[command(subcommand)]
