@@ -184,15 +184,11 @@ impl OptimArgs {
         seed: u64,
     ) -> Settings {
         Settings {
-            epochs,
-            lr,
-            batch_size,
-            reduction,
-            seed,
             optimizer: self.optimizer(),
             schedule: self.schedule(),
             validation: self.validation,
             patience: self.patience,
+            ..Settings::sgd(epochs, lr, batch_size, reduction, seed)
         }
     }
 
