@@ -61,7 +61,7 @@ pub const PRESETS: &[Preset] = &[
             "--kernel",
             "5",
             "--filters",
-            "32",
+            "64",
             "--pool",
             "--conv-bias",
             "--optimizer",
@@ -73,11 +73,11 @@ pub const PRESETS: &[Preset] = &[
             "--schedule",
             "cosine",
             "--epochs",
-            "20",
+            "15",
             "--normalize",
             "standard",
         ],
-        note: "98.74 % test accuracy (seed 0), about 100 s on 2 cores",
+        note: "98.87 % test accuracy (seed 0), about 3 minutes on 2 cores",
     },
 ];
 
