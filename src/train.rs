@@ -163,34 +163,33 @@ fn update_shards<W: Sync>(
 ) {
     state.steps += 1;
     let k = opt.consts(lr, state.steps);
-    let n = params.len();
-    // Rules without moments get empty state; give every block empty slices then.
-    let (m_len, v_len) = (state.m.len(), state.v.len());
-    let mut m_blocks: Vec<&mut [f32]> = state.m.chunks_mut(UPDATE_BLOCK).collect();
-    let mut v_blocks: Vec<&mut [f32]> = state.v.chunks_mut(UPDATE_BLOCK).collect();
-    let blocks = n.div_ceil(UPDATE_BLOCK);
-    m_blocks.resize_with(blocks, Default::default);
-    v_blocks.resize_with(blocks, Default::default);
-    debug_assert!(m_len == 0 || m_len == n);
-    debug_assert!(v_len == 0 || v_len == n);
-    params
-        .par_chunks_mut(UPDATE_BLOCK)
-        .zip(m_blocks.into_par_iter())
-        .zip(v_blocks.into_par_iter())
-        .enumerate()
-        .for_each(|(block, ((p, m), v))| {
-            let off = block * UPDATE_BLOCK;
-            let (mut m0, mut v0) = (0.0f32, 0.0f32);
-            for (j, pj) in p.iter_mut().enumerate() {
-                let mut g = shards[0].grads[off + j];
-                for sh in &shards[1..] {
-                    g += sh.grads[off + j];
-                }
-                let mj = if m.is_empty() { &mut m0 } else { &mut m[j] };
-                let vj = if v.is_empty() { &mut v0 } else { &mut v[j] };
-                opt.update(k, pj, g, mj, vj);
+    // One block of parameters with its moments (absent for rules that keep none).
+    let block = |b: usize, p: &mut [f32], mut m: Option<&mut [f32]>, mut v: Option<&mut [f32]>| {
+        let off = b * UPDATE_BLOCK;
+        let (mut m0, mut v0) = (0.0f32, 0.0f32);
+        for (j, pj) in p.iter_mut().enumerate() {
+            let mut g = shards[0].grads[off + j];
+            for sh in &shards[1..] {
+                g += sh.grads[off + j];
             }
-        });
+            let mj = m.as_deref_mut().map_or(&mut m0, |m| &mut m[j]);
+            let vj = v.as_deref_mut().map_or(&mut v0, |v| &mut v[j]);
+            opt.update(k, pj, g, mj, vj);
+        }
+    };
+    let blocks = params.par_chunks_mut(UPDATE_BLOCK);
+    match (state.m.is_empty(), state.v.is_empty()) {
+        (true, _) => blocks.enumerate().for_each(|(b, p)| block(b, p, None, None)),
+        (false, true) => blocks
+            .zip(state.m.par_chunks_mut(UPDATE_BLOCK))
+            .enumerate()
+            .for_each(|(b, (p, m))| block(b, p, Some(m), None)),
+        (false, false) => blocks
+            .zip(state.m.par_chunks_mut(UPDATE_BLOCK))
+            .zip(state.v.par_chunks_mut(UPDATE_BLOCK))
+            .enumerate()
+            .for_each(|(b, ((p, m), v))| block(b, p, Some(m), Some(v))),
+    }
 }
 
 /// Trains `params` in place for `settings.epochs` epochs.

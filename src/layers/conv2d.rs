@@ -212,37 +212,31 @@ impl Conv2d {
         let (ss, out) = (self.side * self.side, self.out_len());
         let per = Self::chunk_len(batch, scratch.chunks.len());
         let used = batch.div_ceil(per);
-        let want_dx = d_x.is_some();
-        let mut dummy = [];
-        let d_x = d_x.unwrap_or(&mut dummy);
-        let d_x_chunks: Vec<&mut [T]> = if want_dx {
-            d_x[..batch * ss].chunks_mut(per * ss).collect()
-        } else {
-            (0..used).map(|_| &mut [][..]).collect()
+        let im2col_dx = d_x.is_some() && self.strategy() == Strategy::Im2col;
+        // One chunk of samples: its share of ∂L/∂W and ∂L/∂b, and its rows of ∂L/∂x.
+        let chunk = |xc: &[T], dzc: &[T], mut dxc: Option<&mut [T]>, sc: &mut ChunkScratch<T>| {
+            sc.d_w.fill(T::zero());
+            sc.d_b.fill(T::zero());
+            if im2col_dx && sc.d_cols.len() < self.positions() * self.patch() {
+                sc.d_cols.resize(self.positions() * self.patch(), T::zero());
+            }
+            for (i, (img, dzb)) in xc.chunks_exact(ss).zip(dzc.chunks_exact(out)).enumerate() {
+                let dxb = dxc.as_deref_mut().map(|d| &mut d[i * ss..(i + 1) * ss]);
+                self.backward_one(img, w, dzb, sc, dxb);
+            }
         };
-        x[..batch * ss]
+        let inputs = x[..batch * ss]
             .par_chunks(per * ss)
-            .zip(d_z[..batch * out].par_chunks(per * out))
-            .zip(d_x_chunks.into_par_iter())
-            .zip(scratch.chunks.par_iter_mut())
-            .for_each(|(((xc, dzc), dxc), sc)| {
-                sc.d_w.fill(T::zero());
-                sc.d_b.fill(T::zero());
-                if want_dx
-                    && sc.d_cols.len() < self.positions() * self.patch()
-                    && self.strategy() == Strategy::Im2col
-                {
-                    sc.d_cols.resize(self.positions() * self.patch(), T::zero());
-                }
-                for (i, (img, dzb)) in xc.chunks_exact(ss).zip(dzc.chunks_exact(out)).enumerate() {
-                    let dxb = if want_dx {
-                        Some(&mut dxc[i * ss..(i + 1) * ss])
-                    } else {
-                        None
-                    };
-                    self.backward_one(img, w, dzb, sc, dxb);
-                }
-            });
+            .zip(d_z[..batch * out].par_chunks(per * out));
+        match d_x {
+            Some(d_x) => inputs
+                .zip(d_x[..batch * ss].par_chunks_mut(per * ss))
+                .zip(scratch.chunks.par_iter_mut())
+                .for_each(|(((xc, dzc), dxc), sc)| chunk(xc, dzc, Some(dxc), sc)),
+            None => inputs
+                .zip(scratch.chunks.par_iter_mut())
+                .for_each(|((xc, dzc), sc)| chunk(xc, dzc, None, sc)),
+        }
         // Add the chunks' partial sums in chunk order.
         d_w.fill(T::zero());
         for sc in &scratch.chunks[..used] {
