@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use scratchnet::experiments::{
-    Job, JobResult, PlanEvent, format_duration, run_plan, summarise, write_sweep_outputs,
+    Job, JobResult, PlanEvent, RunSpec, format_duration, run_plan, summarise, write_sweep_outputs,
 };
 
 use super::train::{
@@ -49,6 +49,32 @@ pub struct SweepCnnArgs {
     common: CommonArgs,
 }
 
+/// One job per value and seed: run folders `<letter><value>-s<seed>` in `dir`,
+/// labelled `<LETTER>=<value>`.
+fn jobs(
+    dir: &Path,
+    sweep: &str,
+    letter: char,
+    values: &[usize],
+    seeds: &[u64],
+    spec: impl Fn(usize, u64) -> RunSpec,
+) -> Vec<Job> {
+    let upper = letter.to_ascii_uppercase();
+    let mut out = Vec::with_capacity(values.len() * seeds.len());
+    for &v in values {
+        for &seed in seeds {
+            out.push(Job {
+                sweep: sweep.into(),
+                label: format!("{upper}={v}"),
+                value: v,
+                spec: spec(v, seed),
+                dir: dir.join(format!("{letter}{v}-s{seed}")),
+            });
+        }
+    }
+    out
+}
+
 /// Jobs of an MLP sweep in `dir`: one per hidden size and seed.
 pub fn mlp_jobs(
     dir: &Path,
@@ -57,18 +83,9 @@ pub fn mlp_jobs(
     hyper: &MlpHyper,
     batch_size: usize,
 ) -> Vec<Job> {
-    hidden
-        .iter()
-        .flat_map(|&h| {
-            seeds.iter().map(move |&seed| Job {
-                sweep: "mlp".into(),
-                label: format!("H={h}"),
-                value: h,
-                spec: hyper.spec(h, batch_size, seed),
-                dir: dir.join(format!("h{h}-s{seed}")),
-            })
-        })
-        .collect()
+    jobs(dir, "mlp", 'h', hidden, seeds, |h, seed| {
+        hyper.spec(h, batch_size, seed)
+    })
 }
 
 /// Jobs of a CNN sweep in `dir`: one per kernel size and seed.
@@ -79,18 +96,9 @@ pub fn cnn_jobs(
     hyper: &CnnHyper,
     batch_size: usize,
 ) -> Vec<Job> {
-    kernels
-        .iter()
-        .flat_map(|&k| {
-            seeds.iter().map(move |&seed| Job {
-                sweep: "cnn".into(),
-                label: format!("K={k}"),
-                value: k,
-                spec: hyper.spec(k, batch_size, seed),
-                dir: dir.join(format!("k{k}-s{seed}")),
-            })
-        })
-        .collect()
+    jobs(dir, "cnn", 'k', kernels, seeds, |k, seed| {
+        hyper.spec(k, batch_size, seed)
+    })
 }
 
 pub fn run(c: SweepCommand) -> Result<()> {
