@@ -70,7 +70,27 @@ pub fn check_network<N: crate::models::Network<f64>>(
     reduction: crate::layers::softmax_ce::Reduction,
     seed: u64,
 ) -> Vec<(String, f64)> {
+    check_network_with_dropout(net, batch, reduction, seed, 0.0)
+}
+
+/// [`check_network`] for a training pass with dropout at `rate`: the masks are
+/// fixed by the seed, step and sample indices, so the loss stays a smooth
+/// function of the parameters and the same finite differences apply.
+pub fn check_network_with_dropout<N: crate::models::Network<f64>>(
+    net: &N,
+    batch: usize,
+    reduction: crate::layers::softmax_ce::Reduction,
+    seed: u64,
+    rate: f32,
+) -> Vec<(String, f64)> {
     use crate::layers::softmax_ce::{Reduction, forward_backward, score};
+    let ids: Vec<u32> = (0..batch as u32).collect();
+    let noise = crate::models::Noise {
+        rate,
+        seed,
+        step: 1,
+        ids: &ids,
+    };
     let mut rng = Rng::new(seed, 0);
     let x: Vec<f64> = random_vec(batch * net.input_dim(), &mut rng);
     let labels: Vec<u8> = (0..batch)
@@ -89,14 +109,16 @@ pub fn check_network<N: crate::models::Network<f64>>(
         Reduction::Mean => batch as f64,
     };
     let mut ws = net.workspace(batch);
-    let logits = net.forward(&params, &x, batch, &mut ws).to_vec();
+    let logits = net
+        .forward_with(&params, &x, batch, Some(&noise), &mut ws)
+        .to_vec();
     let mut d_logits = vec![0.0; logits.len()];
     forward_backward(&logits, &labels, reduction, &mut d_logits);
     let mut grads = vec![0.0; params.len()];
     net.backward(&params, &x, batch, &d_logits, &mut ws, &mut grads);
     let mut ws2 = net.workspace(batch);
     let numeric = numeric_gradient(&params, |p| {
-        score(net.forward(p, &x, batch, &mut ws2), &labels).loss_sum / div
+        score(net.forward_with(p, &x, batch, Some(&noise), &mut ws2), &labels).loss_sum / div
     });
     layout
         .ranges()

@@ -33,6 +33,17 @@ impl Rng {
         Rng { s }
     }
 
+    /// A generator for `seed` and a key of several words (a stream, a step, a
+    /// sample index, ...): each word is folded in through SplitMix64, so keys
+    /// that differ in any word give unrelated sequences.
+    pub fn keyed(seed: u64, key: &[u64]) -> Self {
+        let mut sm = seed;
+        for &w in key {
+            sm = splitmix64(&mut sm) ^ w;
+        }
+        Rng::new(sm, 0)
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
         let result = (s[0].wrapping_add(s[3])).rotate_left(23).wrapping_add(s[0]);

@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::data::batches::{Batches, Samples, gather};
 use crate::layers::softmax_ce::{self, Reduction};
 use crate::metrics::Confusion;
-use crate::models::Network;
+use crate::models::{Network, Noise};
 use crate::optim::{Optimizer, Schedule, State};
 use crate::rng::Rng;
 
@@ -48,6 +48,9 @@ pub struct Settings {
     /// Stop after this many epochs without a better validation accuracy (0: never).
     #[serde(default)]
     pub patience: usize,
+    /// Dropout rate on the output layer's input while training (0: none).
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 impl Settings {
@@ -63,6 +66,7 @@ impl Settings {
             schedule: Schedule::default(),
             validation: 0,
             patience: 0,
+            dropout: 0.0,
         }
     }
 }
@@ -277,10 +281,17 @@ pub fn train_from<N: Network<f32>>(
             let n = indices.len();
             let scale = settings.reduction.scale(n) as f32;
             let shared: &[f32] = params;
+            let global_step = ((epoch - 1) * total + b) as u64;
             let step = |(shard, part): (&mut Shard<N::Workspace>, &[u32])| {
                 shard.rows = gather(train, part, &mut shard.x, &mut shard.y);
                 let rows = shard.rows;
-                let logits = net.forward(shared, &shard.x, rows, &mut shard.ws);
+                let noise = Noise {
+                    rate: settings.dropout,
+                    seed: settings.seed,
+                    step: global_step,
+                    ids: part,
+                };
+                let logits = net.forward_with(shared, &shard.x, rows, Some(&noise), &mut shard.ws);
                 shard.score = softmax_ce::forward_backward_scaled(
                     logits,
                     &shard.y[..rows],

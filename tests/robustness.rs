@@ -61,13 +61,22 @@ fn interrupted_runs_resume_bit_identically() {
     let data = mnist.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str| dir.path().join(name);
-    // SIGINT with the report's SGD; SIGTERM with Adam and a cosine schedule, whose
-    // moments and step count must survive the interruption too.
+    // SIGINT with the report's SGD; SIGTERM with Adam, a cosine schedule and
+    // dropout, whose moments, step count and masks must survive the interruption too.
     let cases: [(&str, &[&str]); 2] = [
         ("-INT", &[]),
         (
             "-TERM",
-            &["--optimizer", "adam", "--lr", "0.001", "--schedule", "cosine"],
+            &[
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.001",
+                "--schedule",
+                "cosine",
+                "--dropout",
+                "0.3",
+            ],
         ),
     ];
     for (sig, extra) in cases {

@@ -29,6 +29,17 @@ pub struct BenchArgs {
     /// Worker threads (0: one per core)
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// One JSON object per line instead of the table (read by bench/compare.py)
+    #[arg(long)]
+    json: bool,
+}
+
+/// The short name the reference scripts use: mlp256, cnn7x32.
+fn short_name(spec: &ModelSpec) -> String {
+    match *spec {
+        ModelSpec::Mlp { hidden, .. } => format!("mlp{hidden}"),
+        ModelSpec::Cnn { kernel, filters, .. } => format!("cnn{kernel}x{filters}"),
+    }
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -55,6 +66,23 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .build()?
         .install(|| matmul_peak(1024, 5));
     let all = matmul_peak(1024, 5);
+    if a.json {
+        for spec in &specs {
+            let t = time_training(spec, a.batch_size, a.samples, a.repeats);
+            let line = serde_json::json!({
+                "reference": "scratchnet",
+                "model": short_name(spec),
+                "threads": threads,
+                "min": t.seconds_per_epoch_min,
+                "median": t.seconds_per_epoch_median,
+                "gflop_per_epoch": t.gflops * t.seconds_per_epoch_min,
+                "matmul_gflops": all,
+                "peak_rss_mb": peak_rss_mb(),
+            });
+            println!("{line}");
+        }
+        return Ok(());
+    }
     println!(
         "matrix-multiply speed (f32 1024³, best of 5): {one:.1} GFLOP/s on 1 thread, {all:.1} GFLOP/s on {threads}"
     );

@@ -171,6 +171,10 @@ pub struct OptimArgs {
     /// With --validation: stop after this many epochs without a better validation accuracy (0: never)
     #[arg(long, default_value_t = 0, value_name = "EPOCHS")]
     patience: usize,
+    /// Dropout rate p on the output layer's input while training (MLP: the hidden units;
+    /// CNN: the flattened features); 0: none
+    #[arg(long, default_value_t = 0.0, value_parser = unit_interval, value_name = "P")]
+    dropout: f32,
 }
 
 impl OptimArgs {
@@ -188,6 +192,7 @@ impl OptimArgs {
             schedule: self.schedule(),
             validation: self.validation,
             patience: self.patience,
+            dropout: self.dropout,
             ..Settings::sgd(epochs, lr, batch_size, reduction, seed)
         }
     }

@@ -14,12 +14,16 @@
 //!   δ_conv = ∂L/∂h ⊙ 1[z > 0]                                     layers::relu
 //!   ∂L/∂W_conv = Σ_b δ_conv[b]·P[b]  (+ ∂L/∂b_conv = Σ δ_conv)    layers::conv2d
 //! ```
+//! When training with dropout (layers::dropout), the dense layer reads the
+//! features ⊙ m instead of the features, and their gradient is multiplied by m.
+//!
 //! Parameter order in the flat buffer: `conv.weight`, (`conv.bias`), `fc.weight`, `fc.bias` —
 //! PyTorch's names and layouts for `nn.Conv2d(1, F, K)` and `nn.Linear(F·OS², 10)`.
 
-use super::Network;
+use super::{Network, Noise};
 use crate::init::{Init, fill};
 use crate::layers::conv2d::{Conv2d, ConvScratch};
+use crate::layers::dropout::Dropout;
 use crate::layers::maxpool::MaxPool2;
 use crate::layers::{dense, relu};
 use crate::linalg::Scalar;
@@ -48,6 +52,8 @@ pub struct CnnWorkspace<T> {
     logits: Vec<T>,
     d_h: Vec<T>,
     d_pooled: Vec<T>,
+    /// The dropout mask on the dense layer's input of the last training pass.
+    dropout: Dropout<T>,
 }
 
 impl Cnn {
@@ -128,6 +134,7 @@ impl<T: Scalar> Network<T> for Cnn {
             pooled: vec![T::zero(); self.pool.map_or(0, |p| max_batch * p.out_len())],
             argmax: vec![0; self.pool.map_or(0, |p| max_batch * p.out_len())],
             d_pooled: vec![T::zero(); self.pool.map_or(0, |p| max_batch * p.out_len())],
+            dropout: Dropout::new(max_batch * self.features()),
         }
     }
 
@@ -140,7 +147,14 @@ impl<T: Scalar> Network<T> for Cnn {
         b_fc.fill(T::zero());
     }
 
-    fn forward<'w>(&self, params: &[T], x: &[T], batch: usize, ws: &'w mut CnnWorkspace<T>) -> &'w [T] {
+    fn forward_with<'w>(
+        &self,
+        params: &[T],
+        x: &[T],
+        batch: usize,
+        noise: Option<&Noise>,
+        ws: &'w mut CnnWorkspace<T>,
+    ) -> &'w [T] {
         let [w_conv, b_conv, w_fc, b_fc] = split(params, self.lens());
         let c = &self.conv;
         let h = &mut ws.h[..batch * c.out_len()];
@@ -148,14 +162,16 @@ impl<T: Scalar> Network<T> for Cnn {
         let bias = if self.conv_bias { Some(b_conv) } else { None };
         c.forward(batch, x, w_conv, bias, &mut ws.conv, h);
         relu::forward(h);
-        match &self.pool {
+        let features: &[T] = match &self.pool {
             Some(pool) => {
                 let pooled = &mut ws.pooled[..batch * pool.out_len()];
                 pool.forward(batch, h, pooled, &mut ws.argmax);
-                dense::forward(batch, pooled, w_fc, b_fc, logits);
+                pooled
             }
-            None => dense::forward(batch, h, w_fc, b_fc, logits),
-        }
+            None => h,
+        };
+        let features = ws.dropout.forward(features, self.features(), noise);
+        dense::forward(batch, features, w_fc, b_fc, logits);
         logits
     }
 
@@ -175,7 +191,7 @@ impl<T: Scalar> Network<T> for Cnn {
         let d_h = &mut ws.d_h[..batch * c.out_len()];
         match &self.pool {
             Some(pool) => {
-                let pooled = &ws.pooled[..batch * pool.out_len()];
+                let pooled = ws.dropout.output(&ws.pooled[..batch * pool.out_len()]);
                 let d_pooled = &mut ws.d_pooled[..batch * pool.out_len()];
                 dense::backward(
                     batch,
@@ -186,9 +202,14 @@ impl<T: Scalar> Network<T> for Cnn {
                     d_w_fc,
                     d_b_fc,
                 );
+                ws.dropout.backward(d_pooled);
                 pool.backward(batch, d_pooled, &ws.argmax, d_h);
             }
-            None => dense::backward(batch, h, w_fc, d_logits, Some(&mut *d_h), d_w_fc, d_b_fc),
+            None => {
+                let features = ws.dropout.output(h);
+                dense::backward(batch, features, w_fc, d_logits, Some(&mut *d_h), d_w_fc, d_b_fc);
+                ws.dropout.backward(d_h);
+            }
         }
         relu::backward(h, d_h);
         let d_bias = if self.conv_bias { Some(d_b_conv) } else { None };
@@ -200,7 +221,7 @@ impl<T: Scalar> Network<T> for Cnn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{TOLERANCE, check_network};
+    use crate::gradcheck::{TOLERANCE, check_network, check_network_with_dropout};
     use crate::layers::softmax_ce::Reduction;
 
     #[test]
@@ -219,6 +240,17 @@ mod tests {
                         "bias {bias} F {filters} pool {pool} {reduction:?} {name}: {err:e}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn gradient_with_dropout_matches_finite_differences() {
+        for pool in [false, true] {
+            let net = Cnn::new(7, 3, 3, true, 10).with_pool(pool);
+            let errors = check_network_with_dropout(&net, 3, Reduction::Mean, 4, 0.5);
+            for (name, err) in errors {
+                assert!(err < TOLERANCE, "pool {pool} {name}: {err:e}");
             }
         }
     }

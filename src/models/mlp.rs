@@ -12,12 +12,16 @@
 //!   δ₁ = ∂L/∂z₁ = ∂L/∂h ⊙ h ⊙ (1 − h)        layers::sigmoid::backward
 //!   ∂L/∂W₁ = δ₁ᵀ·x,  ∂L/∂b₁ = Σ_b δ₁
 //! ```
+//! When training with dropout (layers::dropout), the output layer reads h ⊙ m
+//! instead of h, and ∂L/∂h is multiplied by the same mask m.
+//!
 //! Weights are stored `[out, in]` as in PyTorch's `nn.Linear`, i.e. W₁ here is
 //! the report's `weights1` transposed. Parameter order in the flat buffer:
 //! `hidden.weight`, `hidden.bias`, `output.weight`, `output.bias`.
 
-use super::Network;
+use super::{Network, Noise};
 use crate::init::{Init, fill};
+use crate::layers::dropout::Dropout;
 use crate::layers::{dense, relu, sigmoid, tanh};
 use crate::linalg::Scalar;
 use crate::params::{Layout, TensorSpec, split, split_mut};
@@ -80,6 +84,8 @@ pub struct MlpWorkspace<T> {
     h: Vec<T>,
     logits: Vec<T>,
     d_h: Vec<T>,
+    /// The dropout mask on h of the last training pass.
+    dropout: Dropout<T>,
 }
 
 impl Mlp {
@@ -117,6 +123,7 @@ impl<T: Scalar> Network<T> for Mlp {
             h: vec![T::zero(); max_batch * self.hidden],
             logits: vec![T::zero(); max_batch * self.classes],
             d_h: vec![T::zero(); max_batch * self.hidden],
+            dropout: Dropout::new(max_batch * self.hidden),
         }
     }
 
@@ -128,12 +135,20 @@ impl<T: Scalar> Network<T> for Mlp {
         b2.fill(T::zero());
     }
 
-    fn forward<'w>(&self, params: &[T], x: &[T], batch: usize, ws: &'w mut MlpWorkspace<T>) -> &'w [T] {
+    fn forward_with<'w>(
+        &self,
+        params: &[T],
+        x: &[T],
+        batch: usize,
+        noise: Option<&Noise>,
+        ws: &'w mut MlpWorkspace<T>,
+    ) -> &'w [T] {
         let [w1, b1, w2, b2] = split(params, self.lens());
         let h = &mut ws.h[..batch * self.hidden];
         let logits = &mut ws.logits[..batch * self.classes];
         dense::forward(batch, &x[..batch * self.input], w1, b1, h);
         self.activation.forward(h);
+        let h = ws.dropout.forward(h, self.hidden, noise);
         dense::forward(batch, h, w2, b2, logits);
         logits
     }
@@ -151,7 +166,9 @@ impl<T: Scalar> Network<T> for Mlp {
         let [d_w1, d_b1, d_w2, d_b2] = split_mut(grads, self.lens());
         let h = &ws.h[..batch * self.hidden];
         let d_h = &mut ws.d_h[..batch * self.hidden];
-        dense::backward(batch, h, w2, d_logits, Some(&mut *d_h), d_w2, d_b2);
+        let dropped = ws.dropout.output(h);
+        dense::backward(batch, dropped, w2, d_logits, Some(&mut *d_h), d_w2, d_b2);
+        ws.dropout.backward(d_h);
         self.activation.backward(h, d_h);
         dense::backward(batch, &x[..batch * self.input], w1, d_h, None, d_w1, d_b1);
     }
@@ -160,7 +177,7 @@ impl<T: Scalar> Network<T> for Mlp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{TOLERANCE, check_network};
+    use crate::gradcheck::{TOLERANCE, check_network, check_network_with_dropout};
     use crate::layers::softmax_ce::{Reduction, forward_backward};
 
     fn tiny() -> Mlp {
@@ -171,6 +188,18 @@ mod tests {
             activation: Activation::Sigmoid,
             init: Init::Normal,
             init_std: 0.5,
+        }
+    }
+
+    #[test]
+    fn gradient_with_dropout_matches_finite_differences() {
+        let net = Mlp {
+            hidden: 12,
+            activation: Activation::Relu,
+            ..tiny()
+        };
+        for (name, err) in check_network_with_dropout(&net, 3, Reduction::Mean, 6, 0.5) {
+            assert!(err < TOLERANCE, "{name}: {err:e}");
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod cnn;
 pub mod mlp;
 
+pub use crate::layers::dropout::Noise;
 use crate::linalg::Scalar;
 use crate::params::Layout;
 use crate::rng::Rng;
@@ -26,8 +27,21 @@ pub trait Network<T: Scalar>: Sync {
     fn init(&self, params: &mut [T], rng: &mut Rng);
 
     /// Logits `[batch, classes]` of `x` `[batch, input_dim]`; keeps in `ws` what
-    /// backward needs.
-    fn forward<'w>(&self, params: &[T], x: &[T], batch: usize, ws: &'w mut Self::Workspace) -> &'w [T];
+    /// backward needs. With `noise`, a training pass: dropout (when its rate is
+    /// above 0) masks the features entering the output layer.
+    fn forward_with<'w>(
+        &self,
+        params: &[T],
+        x: &[T],
+        batch: usize,
+        noise: Option<&Noise>,
+        ws: &'w mut Self::Workspace,
+    ) -> &'w [T];
+
+    /// Logits of `x` with the network as it is used for evaluation (no dropout).
+    fn forward<'w>(&self, params: &[T], x: &[T], batch: usize, ws: &'w mut Self::Workspace) -> &'w [T] {
+        self.forward_with(params, x, batch, None, ws)
+    }
 
     /// Given ∂L/∂logits, writes ∂L/∂params into `grads` (same layout as `params`).
     /// Must follow a `forward` on the same `x` and `ws`.
