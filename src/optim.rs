@@ -92,32 +92,45 @@ impl Optimizer {
         }
     }
 
-    /// Updates one parameter `p` with gradient `g`; `m`, `v` are its state
-    /// (ignored by rules without them).
-    #[inline(always)]
-    pub fn update(&self, k: StepConsts, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
-        let lam = self.weight_decay;
+    /// Updates parameters `p` with gradients `g`; `m`, `v` are their moments
+    /// (read only by the rules that keep them: empty slices for the others).
+    /// One loop per rule over the zipped slices, so each compiles to vector code.
+    pub fn update(&self, k: StepConsts, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let (lam, lr) = (self.weight_decay, k.lr);
         // With λ = 0 the gradient is used exactly as given.
-        let g_l2 = if lam == 0.0 { g } else { g + lam * *p };
+        let l2 = |g: f32, p: f32| if lam == 0.0 { g } else { g + lam * p };
         match self.rule {
-            Rule::Sgd => *p -= k.lr * g_l2,
+            Rule::Sgd => {
+                for (p, &g) in p.iter_mut().zip(g) {
+                    *p -= lr * l2(g, *p);
+                }
+            }
             Rule::Momentum => {
-                *m = self.momentum * *m + g_l2;
-                *p -= k.lr * *m;
+                for ((p, &g), m) in p.iter_mut().zip(g).zip(m) {
+                    *m = self.momentum * *m + l2(g, *p);
+                    *p -= lr * *m;
+                }
             }
             Rule::Nesterov => {
-                *m = self.momentum * *m + g_l2;
-                *p -= k.lr * (g_l2 + self.momentum * *m);
+                for ((p, &g), m) in p.iter_mut().zip(g).zip(m) {
+                    let g = l2(g, *p);
+                    *m = self.momentum * *m + g;
+                    *p -= lr * (g + self.momentum * *m);
+                }
             }
             Rule::Adam | Rule::Adamw => {
-                let g = if self.rule == Rule::Adam { g_l2 } else { g };
-                *m = self.beta1 * *m + (1.0 - self.beta1) * g;
-                *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
-                let step = (*m * k.c1) / ((*v * k.c2).sqrt() + self.eps);
-                if self.rule == Rule::Adamw && lam != 0.0 {
-                    *p -= k.lr * (step + lam * *p);
-                } else {
-                    *p -= k.lr * step;
+                let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
+                let decoupled = self.rule == Rule::Adamw;
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                    let g = if decoupled { g } else { l2(g, *p) };
+                    *m = b1 * *m + (1.0 - b1) * g;
+                    *v = b2 * *v + (1.0 - b2) * g * g;
+                    let step = (*m * k.c1) / ((*v * k.c2).sqrt() + eps);
+                    if decoupled && lam != 0.0 {
+                        *p -= lr * (step + lam * *p);
+                    } else {
+                        *p -= lr * step;
+                    }
                 }
             }
         }
@@ -128,12 +141,7 @@ impl Optimizer {
     pub fn step(&self, state: &mut State, params: &mut [f32], grads: &[f32], lr: f32) {
         state.steps += 1;
         let k = self.consts(lr, state.steps);
-        let (mut m0, mut v0) = (0.0, 0.0);
-        for (i, (p, &g)) in params.iter_mut().zip(grads).enumerate() {
-            let m = state.m.get_mut(i).unwrap_or(&mut m0);
-            let v = state.v.get_mut(i).unwrap_or(&mut v0);
-            self.update(k, p, g, m, v);
-        }
+        self.update(k, params, grads, &mut state.m, &mut state.v);
     }
 }
 

@@ -154,6 +154,8 @@ struct Shard<W> {
 
 /// Parameters per parallel block of the update.
 const UPDATE_BLOCK: usize = 1 << 14;
+/// Parameters whose shard gradients are summed at a time, before their update.
+const SUM_RUN: usize = 512;
 
 /// One optimiser step with g = Σ_s g_s, the shards' gradients summed in shard
 /// order, in parallel blocks of parameters (each element's update is
@@ -167,33 +169,43 @@ fn update_shards<W: Sync>(
 ) {
     state.steps += 1;
     let k = opt.consts(lr, state.steps);
-    // One block of parameters with its moments (absent for rules that keep none).
-    let block = |b: usize, p: &mut [f32], mut m: Option<&mut [f32]>, mut v: Option<&mut [f32]>| {
-        let off = b * UPDATE_BLOCK;
-        let (mut m0, mut v0) = (0.0f32, 0.0f32);
-        for (j, pj) in p.iter_mut().enumerate() {
-            let mut g = shards[0].grads[off + j];
+    // One block of parameters with its moments (empty for rules that keep none),
+    // in runs short enough for the summed gradient to stay in L1.
+    let block = |b: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+        let mut g = [0.0f32; SUM_RUN];
+        for (r, p) in p.chunks_mut(SUM_RUN).enumerate() {
+            let from = b * UPDATE_BLOCK + r * SUM_RUN;
+            let g = &mut g[..p.len()];
+            g.copy_from_slice(&shards[0].grads[from..from + p.len()]);
             for sh in &shards[1..] {
-                g += sh.grads[off + j];
+                for (a, &x) in g.iter_mut().zip(&sh.grads[from..from + p.len()]) {
+                    *a += x;
+                }
             }
-            let mj = m.as_deref_mut().map_or(&mut m0, |m| &mut m[j]);
-            let vj = v.as_deref_mut().map_or(&mut v0, |v| &mut v[j]);
-            opt.update(k, pj, g, mj, vj);
+            let (at, n) = (r * SUM_RUN, p.len());
+            opt.update(k, p, g, window(m, at, n), window(v, at, n));
         }
     };
     let blocks = params.par_chunks_mut(UPDATE_BLOCK);
     match (state.m.is_empty(), state.v.is_empty()) {
-        (true, _) => blocks.enumerate().for_each(|(b, p)| block(b, p, None, None)),
+        (true, _) => blocks
+            .enumerate()
+            .for_each(|(b, p)| block(b, p, &mut [], &mut [])),
         (false, true) => blocks
             .zip(state.m.par_chunks_mut(UPDATE_BLOCK))
             .enumerate()
-            .for_each(|(b, (p, m))| block(b, p, Some(m), None)),
+            .for_each(|(b, (p, m))| block(b, p, m, &mut [])),
         (false, false) => blocks
             .zip(state.m.par_chunks_mut(UPDATE_BLOCK))
             .zip(state.v.par_chunks_mut(UPDATE_BLOCK))
             .enumerate()
-            .for_each(|(b, ((p, m), v))| block(b, p, Some(m), Some(v))),
+            .for_each(|(b, ((p, m), v))| block(b, p, m, v)),
     }
+}
+
+/// `s[at..at + n]`, or an empty slice when `s` is (the moments of a rule that keeps none).
+fn window(s: &mut [f32], at: usize, n: usize) -> &mut [f32] {
+    if s.is_empty() { s } else { &mut s[at..at + n] }
 }
 
 /// Trains `params` in place for `settings.epochs` epochs.
