@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
-# scratchnet against the report-style NumPy reference, back to back on this machine.
-# Not part of CI. Usage: bench/run.sh [THREADS]   (needs MNIST in $SCRATCHNET_DATA_DIR/mnist)
+# scratchnet against the report-style NumPy reference and PyTorch, back to back
+# on this machine, printed as one table (bench/compare.py).
+# Not part of CI (it needs PyTorch, several GB). Usage: bench/run.sh [THREADS] [EPOCHS]
+# Needs MNIST in $SCRATCHNET_DATA_DIR/mnist (default ../shared/data). The first run
+# creates bench/.venv with NumPy and PyTorch from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads="${1:-$(nproc)}"
+epochs="${2:-3}"
 export SCRATCHNET_DATA_DIR="${SCRATCHNET_DATA_DIR:-$(cd .. && pwd)/shared/data}"
-if [ ! -x bench/.venv/bin/python ]; then
+py=bench/.venv/bin/python
+if [ ! -x "$py" ]; then
   python3 -m venv bench/.venv
-  bench/.venv/bin/pip install -q -r bench/requirements.txt
+fi
+if ! "$py" -c "import numpy, torch" 2>/dev/null; then
+  bench/.venv/bin/pip install -q -r bench/requirements.txt -r bench/requirements-torch.txt
 fi
 cargo build --release -q
-echo "== scratchnet bench ($threads threads)"
-target/release/scratchnet bench --threads "$threads" --cnn 7x1,7x32 --repeats 3
-echo "== NumPy reference ($threads BLAS threads; seconds per epoch on the 60,000 MNIST images)"
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+echo "== scratchnet ($threads threads)" >&2
+target/release/scratchnet bench --json --threads "$threads" --hidden 256 --cnn 7x1,7x32 --repeats "$epochs" | tee -a "$out" >&2
 # The machine may pin OpenBLAS to an old core type for safety; unset it here only, for a fair timing.
+echo "== NumPy reference ($threads BLAS threads, $epochs epochs of the 60,000 MNIST images)" >&2
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" \
-  bench/.venv/bin/python bench/numpy_reference.py --epochs 3
+  "$py" bench/numpy_reference.py --epochs "$epochs" | tee -a "$out" >&2
+echo "== PyTorch reference ($threads threads, $epochs epochs)" >&2
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" \
+  "$py" bench/torch_reference.py --epochs "$epochs" --threads "$threads" | tee -a "$out" >&2
+echo
+echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $threads threads"
+"$py" bench/compare.py < "$out"

@@ -615,9 +615,12 @@ pub fn run_plan(
             }
             Progress::Batch { .. } => report(PlanEvent::Batch),
         })?;
-        let RunEnd::Finished(history) = end else {
+        let RunEnd::Finished(_) = end else {
             anyhow::bail!("{}: the run stopped before its last epoch", job.dir.display());
         };
+        // The history as written (six decimals), exactly as a reused run reads it,
+        // so a sweep's summary does not depend on which runs were reused.
+        let history = read_history(&job.dir.join(HISTORY_FILE))?;
         trained_seconds += started.elapsed().as_secs_f64();
         trained_work += work(job);
         done_work += work(job);

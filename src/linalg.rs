@@ -17,6 +17,8 @@
 
 use rayon::prelude::*;
 
+use crate::layers::dense_narrow;
+
 /// Floating-point element type of tensors: f32 for training, f64 for gradient checks.
 pub trait Scalar:
     num_traits::Float
@@ -64,6 +66,21 @@ pub trait Scalar:
     /// Σ aᵢ·bᵢ, summed in eight interleaved partial sums (a fixed order).
     fn dot(a: &[Self], b: &[Self]) -> Self {
         dot_generic(a, b)
+    }
+
+    /// Y += X·Wᵀ for a dense layer with ten outputs ([`dense_narrow`]).
+    fn narrow_forward(batch: usize, x: &[Self], w: &[Self], y: &mut [Self]) {
+        dense_narrow::forward_generic(batch, x, w, y)
+    }
+
+    /// ∂W = δᵀ·X for a dense layer with ten outputs ([`dense_narrow`]).
+    fn narrow_d_weight(batch: usize, x: &[Self], d_y: &[Self], d_w: &mut [Self]) {
+        dense_narrow::d_weight_generic(batch, x, d_y, d_w)
+    }
+
+    /// ∂X = δ·W for a dense layer with ten outputs ([`dense_narrow`]).
+    fn narrow_d_input(batch: usize, d_y: &[Self], w: &[Self], d_x: &mut [Self]) {
+        dense_narrow::d_input_generic(batch, d_y, w, d_x)
     }
 }
 
@@ -146,6 +163,33 @@ impl Scalar for f32 {
             return unsafe { avx2::dot(a, b) };
         }
         dot_generic(a, b)
+    }
+
+    fn narrow_forward(batch: usize, x: &[f32], w: &[f32], y: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            // SAFETY: the CPU supports AVX2.
+            return unsafe { dense_narrow::avx2::forward(batch, x, w, y) };
+        }
+        dense_narrow::forward_generic(batch, x, w, y)
+    }
+
+    fn narrow_d_weight(batch: usize, x: &[f32], d_y: &[f32], d_w: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            // SAFETY: the CPU supports AVX2.
+            return unsafe { dense_narrow::avx2::d_weight(batch, x, d_y, d_w) };
+        }
+        dense_narrow::d_weight_generic(batch, x, d_y, d_w)
+    }
+
+    fn narrow_d_input(batch: usize, d_y: &[f32], w: &[f32], d_x: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            // SAFETY: the CPU supports AVX2.
+            return unsafe { dense_narrow::avx2::d_input(batch, d_y, w, d_x) };
+        }
+        dense_narrow::d_input_generic(batch, d_y, w, d_x)
     }
 }
 

@@ -83,8 +83,10 @@ pub struct MlpHyper {
     /// Standard deviation of --init normal
     #[arg(long, default_value_t = 0.01, value_name = "SIGMA", value_parser = non_negative)]
     init_std: f64,
-    /// Input normalisation: p/255 (unit), (p/255 − 0.1307)/0.3081 (standard) or [−1, 1] (symmetric)
-    #[arg(long, value_enum, default_value_t = Normalize::Unit)]
+    /// Input normalisation: p/255 (unit), (p/255 − 0.1307)/0.3081 (standard) or [−1, 1]
+    /// (symmetric: TorchVision's Normalize((0.5,), (0.5,)), which matches the report's MLP curves;
+    /// see the README)
+    #[arg(long, value_enum, default_value_t = Normalize::Symmetric)]
     normalize: Normalize,
     #[command(flatten)]
     optim: OptimArgs,

@@ -8,6 +8,7 @@
 //! ```
 //! Backward needs X (the layer's input) and W; forward stores nothing else.
 
+use super::dense_narrow;
 use crate::linalg::{Scalar, matmul, matmul_a_bt, matmul_at_b};
 
 /// Y = X·Wᵀ + b for `batch` rows.
@@ -18,7 +19,11 @@ pub fn forward<T: Scalar>(batch: usize, x: &[T], w: &[T], b: &[T], y: &mut [T]) 
     for row in y.chunks_exact_mut(n_out) {
         row.copy_from_slice(b);
     }
-    matmul_a_bt(batch, n_in, n_out, x, w, T::one(), y);
+    if n_out == dense_narrow::OUTPUTS {
+        T::narrow_forward(batch, x, w, y);
+    } else {
+        matmul_a_bt(batch, n_in, n_out, x, w, T::one(), y);
+    }
 }
 
 /// Writes dW and db; writes dX when asked (the first layer does not need it).
@@ -32,7 +37,12 @@ pub fn backward<T: Scalar>(
     d_b: &mut [T],
 ) {
     let (n_out, n_in) = (d_b.len(), x.len() / batch.max(1));
-    matmul_at_b(n_out, batch, n_in, d_y, x, T::zero(), d_w);
+    let narrow = n_out == dense_narrow::OUTPUTS;
+    if narrow {
+        T::narrow_d_weight(batch, x, d_y, d_w);
+    } else {
+        matmul_at_b(n_out, batch, n_in, d_y, x, T::zero(), d_w);
+    }
     d_b.fill(T::zero());
     for row in d_y.chunks_exact(n_out) {
         for (acc, &g) in d_b.iter_mut().zip(row) {
@@ -40,7 +50,11 @@ pub fn backward<T: Scalar>(
         }
     }
     if let Some(d_x) = d_x {
-        matmul(batch, n_out, n_in, d_y, w, T::zero(), d_x);
+        if narrow {
+            T::narrow_d_input(batch, d_y, w, d_x);
+        } else {
+            matmul(batch, n_out, n_in, d_y, w, T::zero(), d_x);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod conv2d;
 pub mod dense;
+pub mod dense_narrow;
 pub mod dropout;
 pub mod maxpool;
 pub mod relu;
