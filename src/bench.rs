@@ -30,12 +30,13 @@ pub fn train_flops_per_sample(spec: &ModelSpec) -> f64 {
             filters,
             classes,
             pool,
+            pool_size: p,
             ..
         } => {
-            // conv forward and ∂W (no ∂x); fc forward, ∂W, ∂features on F·OS² (or pooled F·(OS/2)²).
+            // conv forward and ∂W (no ∂x); fc forward, ∂W, ∂features on F·OS² (or pooled F·⌊OS/P⌋²).
             let os = side - kernel + 1;
             let features = if pool {
-                filters * (os / 2) * (os / 2)
+                filters * (os / p) * (os / p)
             } else {
                 filters * os * os
             };
@@ -139,14 +140,7 @@ mod tests {
             activation: Default::default(),
         };
         assert!((train_flops_per_sample(&mlp) * 60_000.0 / 1e9 - 49.09).abs() < 0.01);
-        let cnn = ModelSpec::Cnn {
-            side: 28,
-            kernel: 7,
-            filters: 1,
-            conv_bias: false,
-            classes: 10,
-            pool: false,
-        };
+        let cnn = ModelSpec::cnn(7, 1);
         assert!((train_flops_per_sample(&cnn) * 60_000.0 / 1e9 - 7.43).abs() < 0.01);
     }
 

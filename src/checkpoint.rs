@@ -242,10 +242,11 @@ mod tests {
             filters: 2,
             conv_bias: true,
             classes: 10,
-            pool: false,
+            pool: true,
+            pool_size: 3,
         };
         let n = spec.layout().len();
-        assert_eq!(n, 2 * 25 + 2 + 10 * 2 * 24 * 24 + 10);
+        assert_eq!(n, 2 * 25 + 2 + 10 * 2 * 8 * 8 + 10);
         let c = Checkpoint {
             spec,
             params: (0..n).map(|i| i as f32).collect(),

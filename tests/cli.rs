@@ -16,6 +16,7 @@ fn help_shows_the_report_defaults() {
         "[default: 0.01]",
         "[default: 128]",
         "[default: sum]",
+        "[default: symmetric]",
     ] {
         assert!(help.contains(want), "missing {want} in:\n{help}");
     }
@@ -39,6 +40,27 @@ fn bad_values_are_usage_errors_before_any_work() {
         let o = scratchnet(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("error"), "{args:?}");
+    }
+}
+
+#[test]
+fn a_pooling_window_larger_than_the_feature_map_is_refused_before_any_work() {
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    for args in [
+        &["train", "cnn", "--kernel", "7", "--pool", "--pool-size", "23"][..],
+        &["sweep", "cnn", "--kernel", "3,11", "--pool", "--pool-size", "19"],
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--out", run.to_str().unwrap()]);
+        let o = scratchnet(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&o).contains("does not fit the"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(!run.exists(), "{args:?}");
     }
 }
 

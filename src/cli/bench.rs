@@ -58,6 +58,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             filters: f,
             conv_bias: false,
             pool: false,
+            pool_size: 2,
             classes: CLASSES,
         });
     }

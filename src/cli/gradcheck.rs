@@ -29,9 +29,12 @@ pub struct CnnCheck {
     /// Give the convolution a bias
     #[arg(long)]
     conv_bias: bool,
-    /// 2×2 max-pooling after the ReLU
+    /// Max-pooling after the ReLU
     #[arg(long)]
     pool: bool,
+    /// Window and stride P of --pool
+    #[arg(long, default_value_t = 2)]
+    pool_size: usize,
     /// Batch size
     #[arg(long, default_value_t = 4)]
     batch: usize,
@@ -86,7 +89,8 @@ pub fn run(c: GradcheckCommand) -> Result<()> {
             if a.kernel == 0 || a.kernel > a.side || a.filters == 0 || a.batch == 0 {
                 bail!("need 1 ≤ --kernel ≤ --side, and --filters, --batch at least 1");
             }
-            let net = Cnn::new(a.side, a.kernel, a.filters, a.conv_bias, 10).with_pool(a.pool);
+            let net = Cnn::new(a.side, a.kernel, a.filters, a.conv_bias, 10)
+                .with_pool(a.pool.then_some(a.pool_size));
             println!(
                 "CNN {}×{} input, {} filters {}×{}{}, batch {}",
                 a.side,

@@ -126,6 +126,9 @@ pub fn run(c: SweepCommand) -> Result<()> {
             )
         }
     };
+    for job in &jobs {
+        job.spec.model.validate().map_err(anyhow::Error::msg)?;
+    }
     warn_if_debug();
     let threads = super::set_threads(common.threads)?;
     std::fs::create_dir_all(&name)?;

@@ -115,9 +115,12 @@ pub struct CnnHyper {
     /// Give the convolution a bias per filter (the report's has none)
     #[arg(long)]
     conv_bias: bool,
-    /// 2×2 max-pooling after the ReLU (the report has none)
+    /// Max-pooling after the ReLU (the report has none)
     #[arg(long)]
     pool: bool,
+    /// Window and stride P of --pool (P×P windows)
+    #[arg(long, default_value_t = 2, value_parser = positive, value_name = "P")]
+    pool_size: usize,
     /// Epochs
     #[arg(long, default_value_t = 5, value_parser = positive)]
     epochs: usize,
@@ -324,6 +327,7 @@ impl CnnHyper {
                 conv_bias: self.conv_bias,
                 classes: CLASSES,
                 pool: self.pool,
+                pool_size: self.pool_size,
             },
             init: Init::He,
             init_std: 0.0,
@@ -367,6 +371,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ),
         (None, None) => unreachable!("clap requires a model or --resume"),
     };
+    spec.model.validate().map_err(anyhow::Error::msg)?;
     warn_if_debug();
     let threads = super::set_threads(common.threads)?;
     let out = common.out_dir(&name);

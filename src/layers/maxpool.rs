@@ -1,8 +1,8 @@
-//! 2×2 max-pooling, stride 2, over each channel of `[B, C, H, W]` maps (as
-//! PyTorch's `nn.MaxPool2d(2)`: an odd last row or column is dropped).
+//! P×P max-pooling, stride P, over each channel of `[B, C, H, W]` maps (as
+//! PyTorch's `nn.MaxPool2d(P)`: rows and columns past the last whole window are dropped).
 //!
 //! ```text
-//! forward   y[b,c,i,j] = max_{di,dj ∈ {0,1}} x[b,c,2i+di,2j+dj]        y [B, C, H/2, W/2]
+//! forward   y[b,c,i,j] = max_{0 ≤ di,dj < P} x[b,c,P·i+di,P·j+dj]      y [B, C, ⌊H/P⌋, ⌊W/P⌋]
 //!           (the first maximum in row-major order wins ties; its index is kept)
 //! backward  ∂L/∂x[b,c,p] = Σ over the outputs whose kept index is p of ∂L/∂y   (all else 0)
 //! ```
@@ -11,21 +11,22 @@
 
 use crate::linalg::Scalar;
 
-/// Sizes of a pooling layer: C channels of H×W.
+/// Sizes of a pooling layer: C channels of H×W, windows of P×P (`size`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MaxPool2 {
+pub struct MaxPool {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
+    pub size: usize,
 }
 
-impl MaxPool2 {
+impl MaxPool {
     pub fn out_height(&self) -> usize {
-        self.height / 2
+        self.height / self.size
     }
 
     pub fn out_width(&self) -> usize {
-        self.width / 2
+        self.width / self.size
     }
 
     /// Input values per sample.
@@ -41,7 +42,13 @@ impl MaxPool2 {
     /// y = pool(x) for `batch` samples; `argmax` receives each output's input index
     /// (within its sample).
     pub fn forward<T: Scalar>(&self, batch: usize, x: &[T], y: &mut [T], argmax: &mut [u32]) {
-        let (h, w, oh, ow) = (self.height, self.width, self.out_height(), self.out_width());
+        let (h, w, oh, ow, k) = (
+            self.height,
+            self.width,
+            self.out_height(),
+            self.out_width(),
+            self.size,
+        );
         for b in 0..batch {
             let xb = &x[b * self.in_len()..(b + 1) * self.in_len()];
             let yb = &mut y[b * self.out_len()..(b + 1) * self.out_len()];
@@ -50,11 +57,13 @@ impl MaxPool2 {
                 for i in 0..oh {
                     for j in 0..ow {
                         let o = (c * oh + i) * ow + j;
-                        let mut best = (c * h + 2 * i) * w + 2 * j;
-                        for (di, dj) in [(0, 1), (1, 0), (1, 1)] {
-                            let p = (c * h + 2 * i + di) * w + 2 * j + dj;
-                            if xb[p] > xb[best] {
-                                best = p;
+                        let mut best = (c * h + k * i) * w + k * j;
+                        for di in 0..k {
+                            for dj in 0..k {
+                                let p = (c * h + k * i + di) * w + k * j + dj;
+                                if xb[p] > xb[best] {
+                                    best = p;
+                                }
                             }
                         }
                         yb[o] = xb[best];
@@ -79,16 +88,17 @@ impl MaxPool2 {
 }
 
 /// Reference: the maximum of each window by a direct fold.
-pub fn naive_forward<T: Scalar>(pool: &MaxPool2, batch: usize, x: &[T]) -> Vec<T> {
-    let (h, w) = (pool.height, pool.width);
+pub fn naive_forward<T: Scalar>(pool: &MaxPool, batch: usize, x: &[T]) -> Vec<T> {
+    let (h, w, k) = (pool.height, pool.width, pool.size);
     let mut y = Vec::new();
     for b in 0..batch {
         for c in 0..pool.channels {
             for i in 0..pool.out_height() {
                 for j in 0..pool.out_width() {
                     let at =
-                        |di: usize, dj: usize| x[b * pool.in_len() + (c * h + 2 * i + di) * w + 2 * j + dj];
-                    y.push(at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1)));
+                        |di: usize, dj: usize| x[b * pool.in_len() + (c * h + k * i + di) * w + k * j + dj];
+                    let window = (0..k).flat_map(|di| (0..k).map(move |dj| (di, dj)));
+                    y.push(window.map(|(di, dj)| at(di, dj)).fold(T::neg_infinity(), T::max));
                 }
             }
         }
@@ -105,10 +115,11 @@ mod tests {
     #[test]
     fn golden_forward_backward() {
         // One 2×4 map (odd sizes dropped elsewhere): windows [1 5; 3 2] and [0 -1; 7 7].
-        let pool = MaxPool2 {
+        let pool = MaxPool {
             channels: 1,
             height: 2,
             width: 4,
+            size: 2,
         };
         let x = [1.0f64, 5.0, 0.0, -1.0, 3.0, 2.0, 7.0, 7.0];
         let (mut y, mut idx) = ([0.0; 2], [0u32; 2]);
@@ -123,11 +134,19 @@ mod tests {
     #[test]
     fn matches_naive_and_finite_differences() {
         let mut rng = Rng::new(31, 0);
-        for (c, h, w, batch) in [(1, 22, 22, 3), (3, 7, 5, 2), (8, 24, 24, 1)] {
-            let pool = MaxPool2 {
+        for (c, h, w, batch, size) in [
+            (1, 22, 22, 3, 2),
+            (3, 7, 5, 2, 2),
+            (8, 24, 24, 1, 2),
+            (2, 24, 24, 2, 3),
+            (3, 11, 10, 2, 3),
+            (2, 24, 24, 1, 4),
+        ] {
+            let pool = MaxPool {
                 channels: c,
                 height: h,
                 width: w,
+                size,
             };
             let x: Vec<f64> = random_vec(batch * pool.in_len(), &mut rng);
             let mut y = vec![0.0; batch * pool.out_len()];

@@ -1,7 +1,7 @@
 //! The report's convolutional network (section 2.2):
 //! conv (F filters K×K, valid) → ReLU → flatten → dense (10) → softmax,
-//! optionally with 2×2 max-pooling after the ReLU (layers::maxpool; then the
-//! dense layer sees the pooled features, F·(OS/2)², and ∂L/∂h comes back
+//! optionally with P×P max-pooling after the ReLU (layers::maxpool; then the
+//! dense layer sees the pooled features, F·⌊OS/P⌋², and ∂L/∂h comes back
 //! through the pooling's kept indices).
 //!
 //! ```text
@@ -24,7 +24,7 @@ use super::{Network, Noise};
 use crate::init::{Init, fill};
 use crate::layers::conv2d::{Conv2d, ConvScratch};
 use crate::layers::dropout::Dropout;
-use crate::layers::maxpool::MaxPool2;
+use crate::layers::maxpool::MaxPool;
 use crate::layers::{dense, relu};
 use crate::linalg::Scalar;
 use crate::params::{Layout, TensorSpec, split, split_mut};
@@ -37,8 +37,8 @@ pub struct Cnn {
     /// Whether the convolution has a bias (the report's has none).
     pub conv_bias: bool,
     pub classes: usize,
-    /// 2×2 max-pooling after the ReLU (the report has none).
-    pub pool: Option<MaxPool2>,
+    /// P×P max-pooling after the ReLU (the report has none).
+    pub pool: Option<MaxPool>,
 }
 
 /// Activations of one batch and their gradients.
@@ -46,7 +46,7 @@ pub struct CnnWorkspace<T> {
     conv: ConvScratch<T>,
     /// ReLU(conv(x)), `[B, F·OS²]`
     h: Vec<T>,
-    /// pooled h and the kept indices, `[B, F·(OS/2)²]` (empty without pooling)
+    /// pooled h and the kept indices, `[B, F·⌊OS/P⌋²]` (empty without pooling)
     pooled: Vec<T>,
     argmax: Vec<u32>,
     logits: Vec<T>,
@@ -70,18 +70,19 @@ impl Cnn {
         }
     }
 
-    /// The same network with (or without) 2×2 max-pooling after the ReLU.
-    pub fn with_pool(self, pool: bool) -> Self {
+    /// The same network with (or without) P×P max-pooling after the ReLU.
+    pub fn with_pool(self, size: Option<usize>) -> Self {
         let c = self.conv;
-        let pool = pool.then_some(MaxPool2 {
+        let pool = size.map(|size| MaxPool {
             channels: c.filters,
             height: c.out_side(),
             width: c.out_side(),
+            size,
         });
         Cnn { pool, ..self }
     }
 
-    /// Features entering the dense layer: F·OS², or F·(OS/2)² after pooling.
+    /// Features entering the dense layer: F·OS², or F·⌊OS/P⌋² after pooling.
     pub fn features(&self) -> usize {
         self.pool.map_or(self.conv.out_len(), |p| p.out_len())
     }
@@ -227,17 +228,18 @@ mod tests {
     #[test]
     fn whole_cnn_gradient_matches_finite_differences() {
         for (bias, filters, pool) in [
-            (false, 1, false),
-            (true, 3, false),
-            (false, 2, true),
-            (true, 5, true),
+            (false, 1, None),
+            (true, 3, None),
+            (false, 2, Some(2)),
+            (true, 5, Some(2)),
+            (true, 2, Some(3)),
         ] {
             let net = Cnn::new(7, 3, filters, bias, 10).with_pool(pool);
             for reduction in [Reduction::Mean, Reduction::Sum] {
                 for (name, err) in check_network(&net, 3, reduction, 8) {
                     assert!(
                         err < TOLERANCE,
-                        "bias {bias} F {filters} pool {pool} {reduction:?} {name}: {err:e}"
+                        "bias {bias} F {filters} pool {pool:?} {reduction:?} {name}: {err:e}"
                     );
                 }
             }
@@ -246,11 +248,11 @@ mod tests {
 
     #[test]
     fn gradient_with_dropout_matches_finite_differences() {
-        for pool in [false, true] {
+        for pool in [None, Some(2)] {
             let net = Cnn::new(7, 3, 3, true, 10).with_pool(pool);
             let errors = check_network_with_dropout(&net, 3, Reduction::Mean, 4, 0.5);
             for (name, err) in errors {
-                assert!(err < TOLERANCE, "pool {pool} {name}: {err:e}");
+                assert!(err < TOLERANCE, "pool {pool:?} {name}: {err:e}");
             }
         }
     }

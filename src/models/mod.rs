@@ -76,10 +76,17 @@ pub enum ModelSpec {
         filters: usize,
         conv_bias: bool,
         classes: usize,
-        /// 2×2 max-pooling after the ReLU (checkpoints without the field have none).
+        /// Max-pooling after the ReLU (checkpoints without the field have none).
         #[serde(default)]
         pool: bool,
+        /// Its window and stride P (checkpoints without the field pool 2×2).
+        #[serde(default = "default_pool_size")]
+        pool_size: usize,
     },
+}
+
+fn default_pool_size() -> usize {
+    2
 }
 
 /// A model built from a [`ModelSpec`].
@@ -109,7 +116,30 @@ impl ModelSpec {
             conv_bias: false,
             classes: 10,
             pool: false,
+            pool_size: default_pool_size(),
         }
+    }
+
+    /// Checks sizes that flags cannot check one by one: a pooling window must fit
+    /// in the convolution's output.
+    pub fn validate(&self) -> Result<(), String> {
+        if let ModelSpec::Cnn {
+            side,
+            kernel,
+            pool: true,
+            pool_size,
+            ..
+        } = *self
+        {
+            let os = side + 1 - kernel;
+            if pool_size == 0 || pool_size > os {
+                return Err(format!(
+                    "--pool-size {pool_size} does not fit the {os}×{os} output of a {kernel}×{kernel} convolution \
+                     (expected 1 to {os})"
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn kind(&self) -> &'static str {
@@ -143,7 +173,10 @@ impl ModelSpec {
                 conv_bias,
                 classes,
                 pool,
-            } => Net::Cnn(Cnn::new(side, kernel, filters, conv_bias, classes).with_pool(pool)),
+                pool_size,
+            } => Net::Cnn(
+                Cnn::new(side, kernel, filters, conv_bias, classes).with_pool(pool.then_some(pool_size)),
+            ),
         }
     }
 
@@ -176,13 +209,14 @@ impl ModelSpec {
                 conv_bias,
                 classes,
                 pool,
+                pool_size: p,
             } => {
                 let os = side - kernel + 1;
                 let bias = if conv_bias { " with bias" } else { "" };
                 let (pooled, features) = if pool {
-                    (" → max-pool 2×2", filters * (os / 2) * (os / 2))
+                    (format!(" → max-pool {p}×{p}"), filters * (os / p) * (os / p))
                 } else {
-                    ("", filters * os * os)
+                    (String::new(), filters * os * os)
                 };
                 format!(
                     "cnn {filters}×{kernel}×{kernel} conv{bias} → ReLU{pooled} → {features}→{classes} (input {side}×{side})"
