@@ -360,11 +360,26 @@ fn presets_load_and_train_for_one_epoch() {
         return;
     };
     let runs = tempfile::tempdir().unwrap();
-    for (model, preset, key, want) in [
-        ("mlp", "report", "/model/hidden", serde_json::json!(256)),
-        ("mlp", "best-mlp", "/model/activation", serde_json::json!("relu")),
-        ("cnn", "best-cnn", "/model/pool", serde_json::json!(true)),
-    ] {
+    // (model, preset, [(config.json pointer, expected value)])
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, serde_json::Value)]);
+    let cases: [Case; 3] = [
+        ("mlp", "report", &[("/model/hidden", serde_json::json!(256))]),
+        (
+            "mlp",
+            "best-mlp",
+            &[("/model/activation", serde_json::json!("relu"))],
+        ),
+        (
+            "cnn",
+            "best-cnn",
+            &[
+                ("/model/pool_size", serde_json::json!(3)),
+                ("/settings/dropout", serde_json::json!(0.5)),
+                ("/settings/batch_size", serde_json::json!(64)),
+            ],
+        ),
+    ];
+    for (model, preset, checks) in cases {
         let out = runs.path().join(preset);
         let o = scratchnet(&[
             "train",
@@ -382,7 +397,9 @@ fn presets_load_and_train_for_one_epoch() {
         assert!(test_accuracy(&o) > 0.9, "{preset}");
         let config: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
-        assert_eq!(config.pointer(key), Some(&want), "{preset}: {config}");
+        for (key, want) in checks {
+            assert_eq!(config.pointer(key), Some(want), "{preset}: {config}");
+        }
         assert_eq!(
             config["settings"]["epochs"], 1,
             "a later flag overrides the preset"
