@@ -1,14 +1,17 @@
-//! Criterion benches: the matrix products of the MLP, the convolution's two
-//! strategies forward and backward, and whole training epochs of each model on
-//! synthetic data. `cargo bench --bench kernels`; compare runs with criterion's
+//! Criterion benches: the matrix products of the MLP, the ten-output layer's
+//! kernels against the general product, the optimiser step, the convolution's
+//! two strategies forward and backward, and whole training epochs of each model
+//! on synthetic data. `cargo bench --bench kernels`; compare runs with criterion's
 //! saved baselines (`-- --save-baseline before`, then `-- --baseline before`).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use scratchnet::bench::{synthetic, train_flops_per_sample};
 use scratchnet::layers::conv2d::Conv2d;
+use scratchnet::layers::dense_narrow;
 use scratchnet::layers::softmax_ce::Reduction;
-use scratchnet::linalg::{matmul_a_bt, matmul_at_b};
+use scratchnet::linalg::{self, Scalar, matmul_a_bt, matmul_at_b};
 use scratchnet::models::{ModelSpec, Net};
+use scratchnet::optim::{Optimizer, Rule};
 use scratchnet::rng::Rng;
 use scratchnet::train::{self, Settings};
 
@@ -32,6 +35,60 @@ fn matmul(c: &mut Criterion) {
     g.bench_function("dW = dZᵀ·X 256x128x784", |bench| {
         bench.iter(|| matmul_at_b(h, b, d, &dz, &x, 0.0, &mut dw))
     });
+    g.finish();
+}
+
+/// The CNN's output layer (32×7×7 features → 10) on a 64-sample shard, on one
+/// thread as in training: the ten-output kernels against the general matrix product.
+fn output_layer(c: &mut Criterion) {
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let (b, d, n) = (64, 32 * 22 * 22, dense_narrow::OUTPUTS);
+    let x = random(b * d, 7);
+    let w = random(n * d, 8);
+    let d_y = random(b * n, 9);
+    let mut g = c.benchmark_group("output layer 64x15488->10");
+    g.throughput(Throughput::Elements((2 * b * d * n) as u64));
+    let mut y = vec![0.0; b * n];
+    let mut d_w = vec![0.0; n * d];
+    let mut d_x = vec![0.0; b * d];
+    g.bench_function("forward, ten-output kernel", |bench| {
+        bench.iter(|| one.install(|| f32::narrow_forward(b, &x, &w, &mut y)))
+    });
+    g.bench_function("forward, matrix product", |bench| {
+        bench.iter(|| one.install(|| matmul_a_bt(b, d, n, &x, &w, 1.0, &mut y)))
+    });
+    g.bench_function("dW, ten-output kernel", |bench| {
+        bench.iter(|| one.install(|| f32::narrow_d_weight(b, &x, &d_y, &mut d_w)))
+    });
+    g.bench_function("dW, matrix product", |bench| {
+        bench.iter(|| one.install(|| matmul_at_b(n, b, d, &d_y, &x, 0.0, &mut d_w)))
+    });
+    g.bench_function("dX, ten-output kernel", |bench| {
+        bench.iter(|| one.install(|| f32::narrow_d_input(b, &d_y, &w, &mut d_x)))
+    });
+    g.bench_function("dX, matrix product", |bench| {
+        bench.iter(|| one.install(|| linalg::matmul(b, n, d, &d_y, &w, 0.0, &mut d_x)))
+    });
+    g.finish();
+}
+
+/// One optimiser step over the MLP's 203,530 parameters.
+fn update(c: &mut Criterion) {
+    let n = 784 * 256 + 256 + 256 * 10 + 10;
+    let mut params = random(n, 10);
+    let grads = random(n, 11);
+    let mut g = c.benchmark_group("optimiser step");
+    g.throughput(Throughput::Elements(n as u64));
+    for rule in [Rule::Sgd, Rule::Adamw] {
+        let opt = Optimizer {
+            rule,
+            ..Optimizer::default()
+        };
+        let mut state = opt.state(n);
+        g.bench_function(format!("{rule:?}"), |bench| {
+            bench.iter(|| opt.step(&mut state, &mut params, &grads, 1e-6))
+        });
+    }
     g.finish();
 }
 
@@ -92,5 +149,5 @@ fn training(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, conv, training);
+criterion_group!(benches, matmul, output_layer, update, conv, training);
 criterion_main!(benches);

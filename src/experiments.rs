@@ -41,7 +41,7 @@ pub struct Data {
 
 impl RunSpec {
     /// The configuration saved in `config.json`.
-    pub fn config(&self, data: &Data, command: &str) -> RunConfig {
+    pub fn config(&self, data: &Data, command: &str, checkpoint_every: usize) -> RunConfig {
         RunConfig {
             scratchnet_version: env!("CARGO_PKG_VERSION").to_string(),
             model: self.model,
@@ -53,6 +53,7 @@ impl RunSpec {
             data_dir: data.dir.clone(),
             threads: rayon::current_num_threads(),
             command: command.to_string(),
+            checkpoint_every,
         }
     }
 
@@ -179,7 +180,7 @@ fn execute_net<N: Network<f32>>(
             data.train.len()
         );
     }
-    let config = spec.config(data, options.command);
+    let config = spec.config(data, options.command, options.checkpoint_every);
     let (mut params, start, mut history, mut opt_state) = match resume {
         Some(r) => {
             let n = params_len(net);

@@ -34,6 +34,14 @@ pub struct RunConfig {
     pub data_dir: PathBuf,
     pub threads: usize,
     pub command: String,
+    /// Epochs between resume checkpoints (`--checkpoint-every`; runs written
+    /// before the field existed checkpoint every epoch).
+    #[serde(default = "every_epoch")]
+    pub checkpoint_every: usize,
+}
+
+fn every_epoch() -> usize {
+    1
 }
 
 /// A run's folder.

@@ -193,6 +193,7 @@ fn mlp_trains_to_95_percent_in_two_epochs_and_eval_reproduces_it() {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["normalize"], "standard");
+    assert_eq!(config["checkpoint_every"], 1, "kept for --resume");
     assert_eq!(config["settings"]["reduction"], "sum");
     assert_eq!(config["model"]["hidden"], 256);
     let ckpt = scratchnet::checkpoint::load(&run.join("model.safetensors")).unwrap();

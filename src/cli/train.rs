@@ -464,7 +464,7 @@ fn resume(run: &std::path::Path, data_dir: Option<PathBuf>) -> Result<()> {
         &spec,
         &data,
         &run_dir,
-        1,
+        config.checkpoint_every,
         Some(Resume {
             params: ckpt.params,
             state,
