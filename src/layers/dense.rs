@@ -50,9 +50,11 @@ pub fn backward<T: Scalar>(
         }
     }
     if let Some(d_x) = d_x {
-        // No ten-output kernel here: the general product, which keeps blocks of W in
-        // cache across the batch, measured faster for ∂X (benches/kernels.rs).
-        matmul(batch, n_out, n_in, d_y, w, T::zero(), d_x);
+        if narrow {
+            T::narrow_d_input(batch, d_y, w, d_x);
+        } else {
+            matmul(batch, n_out, n_in, d_y, w, T::zero(), d_x);
+        }
     }
 }
 
