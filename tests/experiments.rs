@@ -115,3 +115,39 @@ fn an_interrupted_sweep_continues_where_it_stopped() {
     assert_eq!(results(&again, 1), results(&first, 1));
     assert_eq!(results(&again, 2), results(&first, 2));
 }
+
+#[test]
+fn a_later_list_flag_replaces_the_presets_list() {
+    let Some(mnist) = common::mnist_dir("a_later_list_flag_replaces_the_presets_list") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("sweep");
+    // best-mlp names --hidden 1024; the sweep must run H=8 only, once (the last --seeds wins).
+    let o = scratchnet(&[
+        "sweep",
+        "mlp",
+        "--preset",
+        "best-mlp",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--seeds",
+        "0,1",
+        "--seeds",
+        "2",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let runs: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(runs, ["h8-s2"], "{}", stdout(&o));
+}

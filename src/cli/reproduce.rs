@@ -24,7 +24,7 @@ pub struct ReproduceArgs {
     #[arg(long)]
     quick: bool,
     /// Seeds, comma-separated; each configuration runs once per seed
-    #[arg(long, value_delimiter = ',', default_value = "0")]
+    #[arg(long, value_delimiter = ',', default_value = "0", action = clap::ArgAction::Set)]
     seeds: Vec<u64>,
     /// Report folder (default: runs/reproduce-<UTC time>); rerunning with the same folder continues
     #[arg(long, value_name = "DIR")]

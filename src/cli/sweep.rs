@@ -24,10 +24,10 @@ pub enum SweepCommand {
 #[derive(Args, Debug)]
 pub struct SweepMlpArgs {
     /// Hidden sizes, comma-separated
-    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256,512", value_parser = positive)]
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256,512", value_parser = positive, action = clap::ArgAction::Set)]
     hidden: Vec<usize>,
     /// Seeds, comma-separated; each configuration runs once per seed
-    #[arg(long, value_delimiter = ',', default_value = "0")]
+    #[arg(long, value_delimiter = ',', default_value = "0", action = clap::ArgAction::Set)]
     seeds: Vec<u64>,
     #[command(flatten)]
     hyper: MlpHyper,
@@ -38,10 +38,10 @@ pub struct SweepMlpArgs {
 #[derive(Args, Debug)]
 pub struct SweepCnnArgs {
     /// Kernel sizes, comma-separated
-    #[arg(long, value_delimiter = ',', default_value = "3,5,7,9,11", value_parser = kernel_size)]
+    #[arg(long, value_delimiter = ',', default_value = "3,5,7,9,11", value_parser = kernel_size, action = clap::ArgAction::Set)]
     kernel: Vec<usize>,
     /// Seeds, comma-separated; each configuration runs once per seed
-    #[arg(long, value_delimiter = ',', default_value = "0")]
+    #[arg(long, value_delimiter = ',', default_value = "0", action = clap::ArgAction::Set)]
     seeds: Vec<u64>,
     #[command(flatten)]
     hyper: CnnHyper,
