@@ -445,20 +445,18 @@ fn resume(run: &std::path::Path, data_dir: Option<PathBuf>) -> Result<()> {
     for r in &state.history {
         println!("{}", epoch_line(r, spec.settings.epochs, ""));
     }
+    // The optimiser's moments, when its rule keeps them.
+    let moments = |name: &str| {
+        ckpt.extra
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let optimizer = scratchnet::optim::State {
         steps: state.optimizer_steps,
-        m: ckpt
-            .extra
-            .iter()
-            .find(|(n, _)| n == "optimizer.m")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default(),
-        v: ckpt
-            .extra
-            .iter()
-            .find(|(n, _)| n == "optimizer.v")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default(),
+        m: moments("optimizer.m"),
+        v: moments("optimizer.v"),
     };
     run_to_end(
         &spec,
