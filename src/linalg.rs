@@ -19,6 +19,9 @@ use rayon::prelude::*;
 
 use crate::layers::dense_narrow;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Floating-point element type of tensors: f32 for training, f64 for gradient checks.
 pub trait Scalar:
     num_traits::Float
@@ -82,6 +85,135 @@ pub trait Scalar:
     fn narrow_d_input(batch: usize, d_y: &[Self], w: &[Self], d_x: &mut [Self]) {
         dense_narrow::d_input_generic(batch, d_y, w, d_x)
     }
+
+    /// z ← σ(z) for every value ([`crate::layers::sigmoid`]).
+    fn sigmoid_slice(z: &mut [Self]) {
+        for v in z {
+            *v = crate::layers::sigmoid::sigmoid(*v);
+        }
+    }
+
+    /// C[i, j] += Σ_k A[i, k]·B[j, k] (i < m, j < n): a dense layer's forward
+    /// X·Wᵀ, on row-major matrices with row strides `lda`, `ldb`, `ldc`.
+    /// On the calling thread; each element's sum runs in an order that does
+    /// not depend on m or n, so a product cut into blocks of rows or columns
+    /// gives the same bits as the whole.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_nt(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[Self],
+        lda: usize,
+        b: &[Self],
+        ldb: usize,
+        c: &mut [Self],
+        ldc: usize,
+    ) {
+        gemm_nt_portable(m, n, k, a, lda, b, ldb, c, ldc)
+    }
+
+    /// C[i, j] = Σ_p A[p, i]·B[p, j] (i < m, j < n, p < kp; C overwritten): a
+    /// dense layer's ∂W = δᵀ·X. Same conventions as [`gemm_nt`](Self::gemm_nt).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_tn(
+        m: usize,
+        n: usize,
+        kp: usize,
+        a: &[Self],
+        lda: usize,
+        b: &[Self],
+        ldb: usize,
+        c: &mut [Self],
+        ldc: usize,
+    ) {
+        gemm_tn_portable(m, n, kp, a, lda, b, ldb, c, ldc)
+    }
+}
+
+/// [`Scalar::gemm_nt`] through `matrixmultiply`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_nt_portable<T: Scalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+) {
+    check_strided("A", m, k, lda, a.len());
+    check_strided("B", n, k, ldb, b.len());
+    check_strided("C", m, n, ldc, c.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: the checks above keep every access inside the slices; C is a
+    // distinct &mut slice. B[j, k] is read as the k×n matrix Bᵀ.
+    unsafe {
+        T::gemm(
+            m,
+            k,
+            n,
+            a.as_ptr(),
+            lda as isize,
+            1,
+            b.as_ptr(),
+            1,
+            ldb as isize,
+            T::one(),
+            c.as_mut_ptr(),
+            ldc as isize,
+        )
+    }
+}
+
+/// [`Scalar::gemm_tn`] through `matrixmultiply`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_tn_portable<T: Scalar>(
+    m: usize,
+    n: usize,
+    kp: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+) {
+    check_strided("A", kp, m, lda, a.len());
+    check_strided("B", kp, n, ldb, b.len());
+    check_strided("C", m, n, ldc, c.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: as in gemm_nt_portable; A[p, i] is read as the m×kp matrix Aᵀ.
+    unsafe {
+        T::gemm(
+            m,
+            kp,
+            n,
+            a.as_ptr(),
+            1,
+            lda as isize,
+            b.as_ptr(),
+            ldb as isize,
+            1,
+            T::zero(),
+            c.as_mut_ptr(),
+            ldc as isize,
+        )
+    }
+}
+
+/// Panics unless a slice of `len` holds `rows` rows of `cols` values at stride `ld`.
+fn check_strided(name: &str, rows: usize, cols: usize, ld: usize, len: usize) {
+    assert!(
+        rows == 0 || cols == 0 || (ld >= cols && (rows - 1) * ld + cols <= len),
+        "{name}: {rows}×{cols} at row stride {ld} does not fit in {len} elements"
+    );
 }
 
 #[inline(always)]
@@ -190,6 +322,66 @@ impl Scalar for f32 {
             return unsafe { dense_narrow::avx2::d_input(batch, d_y, w, d_x) };
         }
         dense_narrow::d_input_generic(batch, d_y, w, d_x)
+    }
+
+    fn sigmoid_slice(z: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512F.
+            return unsafe { avx512::sigmoid(z) };
+        }
+        for v in z {
+            *v = crate::layers::sigmoid::sigmoid(*v);
+        }
+    }
+
+    fn gemm_nt(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            check_strided("A", m, k, lda, a.len());
+            check_strided("B", n, k, ldb, b.len());
+            check_strided("C", m, n, ldc, c.len());
+            // SAFETY: the CPU supports AVX-512F and the checks above keep every
+            // access inside the slices.
+            return unsafe {
+                avx512::gemm_nt(m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc)
+            };
+        }
+        gemm_nt_portable(m, n, k, a, lda, b, ldb, c, ldc)
+    }
+
+    fn gemm_tn(
+        m: usize,
+        n: usize,
+        kp: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            check_strided("A", kp, m, lda, a.len());
+            check_strided("B", kp, n, ldb, b.len());
+            check_strided("C", m, n, ldc, c.len());
+            // SAFETY: as in gemm_nt.
+            return unsafe {
+                avx512::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc)
+            };
+        }
+        gemm_tn_portable(m, n, kp, a, lda, b, ldb, c, ldc)
     }
 }
 
@@ -391,6 +583,128 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A[rows, cols] embedded at row stride `ld` in a larger random buffer.
+    fn strided(rows: usize, cols: usize, ld: usize, rng: &mut Rng) -> Vec<f32> {
+        random(if rows == 0 { 0 } else { (rows - 1) * ld + cols }, rng)
+    }
+
+    #[test]
+    fn strided_dense_products_match_naive_and_do_not_depend_on_blocking() {
+        let mut rng = Rng::new(14, 0);
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (5, 6, 16),
+            (9, 70, 33),
+            (128, 129, 784),
+            (17, 200, 64),
+        ] {
+            let (lda, ldb, ldc) = (k + 3, k + 1, n + 2);
+            let a = strided(m, k, lda, &mut rng);
+            let b = strided(n, k, ldb, &mut rng);
+            let c0 = strided(m, n, ldc, &mut rng);
+            // nt: C += A·Bᵀ, against f64 sums; the padding between rows untouched.
+            let mut c = c0.clone();
+            f32::gemm_nt(m, n, k, &a, lda, &b, ldb, &mut c, ldc);
+            let mut portable = c0.clone();
+            gemm_nt_portable(m, n, k, &a, lda, &b, ldb, &mut portable, ldc);
+            for i in 0..m {
+                for j in 0..n {
+                    let want = c0[i * ldc + j] as f64
+                        + (0..k)
+                            .map(|p| a[i * lda + p] as f64 * b[j * ldb + p] as f64)
+                            .sum::<f64>();
+                    close(&[c[i * ldc + j]], &[want as f32], k);
+                    close(&[portable[i * ldc + j]], &[want as f32], k);
+                }
+                assert_eq!(
+                    c[i * ldc + n..(i * ldc + ldc).min(c.len())],
+                    c0[i * ldc + n..(i * ldc + ldc).min(c.len())]
+                );
+            }
+            // The same product cut into a block of rows and a block of columns: the same bits.
+            if m > 2 && n > 2 {
+                let mut cut = c0.clone();
+                let (m1, n1) = (m / 2 + 1, n / 3 + 1);
+                f32::gemm_nt(m1, n, k, &a, lda, &b, ldb, &mut cut, ldc);
+                f32::gemm_nt(
+                    m - m1,
+                    n1,
+                    k,
+                    &a[m1 * lda..],
+                    lda,
+                    &b,
+                    ldb,
+                    &mut cut[m1 * ldc..],
+                    ldc,
+                );
+                f32::gemm_nt(
+                    m - m1,
+                    n - n1,
+                    k,
+                    &a[m1 * lda..],
+                    lda,
+                    &b[n1 * ldb..],
+                    ldb,
+                    &mut cut[m1 * ldc + n1..],
+                    ldc,
+                );
+                assert_eq!(cut, c);
+            }
+            // tn: C = Aᵀ·B with A [k, m] and B [k, n].
+            let (at, bt) = (strided(k, m, m + 1, &mut rng), strided(k, n, n + 5, &mut rng));
+            let mut c = c0.clone();
+            f32::gemm_tn(m, n, k, &at, m + 1, &bt, n + 5, &mut c, ldc);
+            let mut portable = c0.clone();
+            gemm_tn_portable(m, n, k, &at, m + 1, &bt, n + 5, &mut portable, ldc);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k)
+                        .map(|p| at[p * (m + 1) + i] as f64 * bt[p * (n + 5) + j] as f64)
+                        .sum();
+                    close(&[c[i * ldc + j]], &[want as f32], k);
+                    close(&[portable[i * ldc + j]], &[want as f32], k);
+                }
+            }
+            if m > 2 && n > 2 {
+                let mut cut = c0.clone();
+                let (m1, n1) = (m / 2 + 1, n / 3 + 1);
+                f32::gemm_tn(m1, n, k, &at, m + 1, &bt, n + 5, &mut cut, ldc);
+                f32::gemm_tn(
+                    m - m1,
+                    n1,
+                    k,
+                    &at[m1..],
+                    m + 1,
+                    &bt,
+                    n + 5,
+                    &mut cut[m1 * ldc..],
+                    ldc,
+                );
+                f32::gemm_tn(
+                    m - m1,
+                    n - n1,
+                    k,
+                    &at[m1..],
+                    m + 1,
+                    &bt[n1..],
+                    n + 5,
+                    &mut cut[m1 * ldc + n1..],
+                    ldc,
+                );
+                assert_eq!(cut, c);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "does not fit")]
+    fn strided_product_refuses_a_short_slice() {
+        let a = [0.0f32; 10];
+        let mut c = [0.0f32; 4];
+        f32::gemm_nt(2, 2, 6, &a, 6, &a, 6, &mut c, 2);
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! The epoch loop: shuffle, gather a batch, forward, loss, backward, update.
 //!
-//! Each batch is cut into one contiguous shard per thread. Every shard runs
-//! forward and backward on its rows with its own workspace and gradient buffer
-//! (its matrix products single-threaded), and the shards' gradients are summed
-//! in shard order before the update: one parallel region per step, and the same
-//! bits for a given seed and thread count.
+//! How a step is spread over the threads is a [`Step`]. The generic one
+//! ([`Sharded`]) cuts each batch into one contiguous shard per thread. Every
+//! shard runs forward and backward on its rows with its own workspace and
+//! gradient buffer (its matrix products single-threaded), and the shards'
+//! gradients are summed in shard order before the update: the same bits for a
+//! given seed and thread count. The MLP has its own step, which splits the
+//! hidden layer across threads instead ([`mlp_step`]); its results do not
+//! depend on the thread count at all.
 //!
 //! Reported per epoch, as in the report: the running means over the epoch's
 //! batches of the batch-mean training loss and of the batch accuracy; then the
@@ -22,6 +25,8 @@ use crate::optim::{Optimizer, Schedule, State};
 use crate::rng::Rng;
 
 use rayon::prelude::*;
+
+mod mlp_step;
 
 /// PRNG stream used for initialisation (the seed is shared with shuffling).
 pub const INIT_STREAM: u64 = 1;
@@ -141,6 +146,39 @@ pub fn init_params<N: Network<f32>>(net: &N, seed: u64) -> Vec<f32> {
     params
 }
 
+/// One batch of a training step.
+pub(crate) struct Batch<'a> {
+    pub train: &'a Samples,
+    /// Indices in `train` of the batch's samples.
+    pub indices: &'a [u32],
+    /// ∂L/∂z scale of the loss reduction for the whole batch.
+    pub scale: f32,
+    /// Dropout of this step (its `ids` are filled in per sample).
+    pub dropout: f32,
+    pub seed: u64,
+    pub step: u64,
+}
+
+impl Batch<'_> {
+    /// The dropout noise of the samples `ids` (a part of `indices`).
+    pub fn noise<'i>(&self, ids: &'i [u32]) -> Noise<'i> {
+        Noise {
+            rate: self.dropout,
+            seed: self.seed,
+            step: self.step,
+            ids,
+        }
+    }
+}
+
+/// How a training step is computed and spread over the threads.
+pub(crate) trait Step {
+    /// Forward pass of the batch to its loss, keeping what [`Step::update`] needs.
+    fn loss(&mut self, params: &[f32], batch: &Batch) -> softmax_ce::BatchScore;
+    /// The rest of the backward pass, and the optimiser's update of `params`.
+    fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32);
+}
+
 /// One thread's share of a batch: its rows, activations and gradients.
 struct Shard<W> {
     ws: W,
@@ -150,6 +188,87 @@ struct Shard<W> {
     grads: Vec<f32>,
     rows: usize,
     score: softmax_ce::BatchScore,
+}
+
+/// The generic step, for any [`Network`]: the batch is cut into one contiguous
+/// shard per thread, each shard runs forward and backward with its own
+/// workspace and gradient buffer, and the update sums the shards' gradients.
+struct Sharded<'n, N: Network<f32>> {
+    net: &'n N,
+    shards: Vec<Shard<N::Workspace>>,
+    per_shard: usize,
+    used: usize,
+}
+
+impl<'n, N: Network<f32>> Sharded<'n, N> {
+    fn new(net: &'n N, batch_size: usize) -> Self {
+        let n_params = net.layout().len();
+        let (d, c) = (net.input_dim(), net.classes());
+        let n_shards = rayon::current_num_threads().clamp(1, batch_size);
+        let per_shard = batch_size.div_ceil(n_shards);
+        let shards = (0..n_shards)
+            .map(|_| Shard {
+                ws: net.workspace(per_shard),
+                x: vec![0.0; per_shard * d],
+                y: vec![0; per_shard],
+                d_logits: vec![0.0; per_shard * c],
+                grads: vec![0.0; n_params],
+                rows: 0,
+                score: Default::default(),
+            })
+            .collect();
+        Sharded {
+            net,
+            shards,
+            per_shard,
+            used: 0,
+        }
+    }
+}
+
+impl<N: Network<f32>> Step for Sharded<'_, N> {
+    fn loss(&mut self, params: &[f32], batch: &Batch) -> softmax_ce::BatchScore {
+        let (net, c) = (self.net, self.net.classes());
+        let step = |(shard, part): (&mut Shard<N::Workspace>, &[u32])| {
+            shard.rows = gather(batch.train, part, &mut shard.x, &mut shard.y);
+            let rows = shard.rows;
+            let noise = batch.noise(part);
+            let logits = net.forward_with(params, &shard.x, rows, Some(&noise), &mut shard.ws);
+            shard.score = softmax_ce::forward_backward_scaled(
+                logits,
+                &shard.y[..rows],
+                batch.scale,
+                &mut shard.d_logits[..rows * c],
+            );
+            net.backward(
+                params,
+                &shard.x,
+                rows,
+                &shard.d_logits[..rows * c],
+                &mut shard.ws,
+                &mut shard.grads,
+            );
+        };
+        self.used = batch.indices.len().div_ceil(self.per_shard);
+        if self.used == 1 {
+            step((&mut self.shards[0], batch.indices));
+        } else {
+            self.shards[..self.used]
+                .par_iter_mut()
+                .zip(batch.indices.par_chunks(self.per_shard))
+                .for_each(step);
+        }
+        let mut score = self.shards[0].score;
+        for sh in &self.shards[1..self.used] {
+            score.loss_sum += sh.score.loss_sum;
+            score.correct += sh.score.correct;
+        }
+        score
+    }
+
+    fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32) {
+        update_shards(opt, state, params, &self.shards[..self.used], lr);
+    }
 }
 
 /// Parameters per parallel block of the update.
@@ -204,7 +323,7 @@ fn update_shards<W: Sync>(
 }
 
 /// `s[at..at + n]`, or an empty slice when `s` is (the moments of a rule that keeps none).
-fn window(s: &mut [f32], at: usize, n: usize) -> &mut [f32] {
+pub(crate) fn window(s: &mut [f32], at: usize, n: usize) -> &mut [f32] {
     if s.is_empty() { s } else { &mut s[at..at + n] }
 }
 
@@ -251,20 +370,11 @@ pub fn train_from<N: Network<f32>>(
     report: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, Diverged> {
     let bs = settings.batch_size;
-    let (d, c) = (net.input_dim(), net.classes());
-    let n_shards = rayon::current_num_threads().clamp(1, bs);
-    let per_shard = bs.div_ceil(n_shards);
-    let mut shards: Vec<Shard<N::Workspace>> = (0..n_shards)
-        .map(|_| Shard {
-            ws: net.workspace(per_shard),
-            x: vec![0.0; per_shard * d],
-            y: vec![0; per_shard],
-            d_logits: vec![0.0; per_shard * c],
-            grads: vec![0.0; params.len()],
-            rows: 0,
-            score: Default::default(),
-        })
-        .collect();
+    let per_shard = bs.div_ceil(rayon::current_num_threads().clamp(1, bs));
+    let mut step: Box<dyn Step + '_> = match net.mlp() {
+        Some(mlp) => Box::new(mlp_step::MlpStep::new(mlp, bs)),
+        None => Box::new(Sharded::new(net, bs)),
+    };
     let mut batches = Batches::new(train.len(), bs);
     let mut rng = Rng::new(settings.seed, SHUFFLE_STREAM);
     let mut history = Vec::with_capacity(settings.epochs);
@@ -291,48 +401,15 @@ pub fn train_from<N: Network<f32>>(
         for b in resumed.batch..total {
             let indices = batches.indices(b);
             let n = indices.len();
-            let scale = settings.reduction.scale(n) as f32;
-            let shared: &[f32] = params;
-            let global_step = ((epoch - 1) * total + b) as u64;
-            let step = |(shard, part): (&mut Shard<N::Workspace>, &[u32])| {
-                shard.rows = gather(train, part, &mut shard.x, &mut shard.y);
-                let rows = shard.rows;
-                let noise = Noise {
-                    rate: settings.dropout,
-                    seed: settings.seed,
-                    step: global_step,
-                    ids: part,
-                };
-                let logits = net.forward_with(shared, &shard.x, rows, Some(&noise), &mut shard.ws);
-                shard.score = softmax_ce::forward_backward_scaled(
-                    logits,
-                    &shard.y[..rows],
-                    scale,
-                    &mut shard.d_logits[..rows * c],
-                );
-                net.backward(
-                    shared,
-                    &shard.x,
-                    rows,
-                    &shard.d_logits[..rows * c],
-                    &mut shard.ws,
-                    &mut shard.grads,
-                );
+            let batch = Batch {
+                train,
+                indices,
+                scale: settings.reduction.scale(n) as f32,
+                dropout: settings.dropout,
+                seed: settings.seed,
+                step: ((epoch - 1) * total + b) as u64,
             };
-            let used = n.div_ceil(per_shard);
-            if used == 1 {
-                step((&mut shards[0], indices));
-            } else {
-                shards[..used]
-                    .par_iter_mut()
-                    .zip(indices.par_chunks(per_shard))
-                    .for_each(step);
-            }
-            let mut score = shards[0].score;
-            for sh in &shards[1..used] {
-                score.loss_sum += sh.score.loss_sum;
-                score.correct += sh.score.correct;
-            }
+            let score = step.loss(params, &batch);
             let batch_loss = score.loss_sum / n as f64;
             if !batch_loss.is_finite() {
                 return Err(Diverged {
@@ -348,7 +425,7 @@ pub fn train_from<N: Network<f32>>(
             let lr = settings
                 .schedule
                 .lr(settings.lr, (epoch - 1) * total + b, total, settings.epochs);
-            update_shards(&settings.optimizer, state, params, &shards[..used], lr);
+            step.update(params, state, &settings.optimizer, lr);
             report(Progress::Batch {
                 epoch,
                 done: b + 1,

@@ -9,7 +9,7 @@
 //! Backward needs X (the layer's input) and W; forward stores nothing else.
 
 use super::dense_narrow;
-use crate::linalg::{Scalar, matmul, matmul_a_bt, matmul_at_b};
+use crate::linalg::{Scalar, matmul};
 
 /// Y = X·Wᵀ + b for `batch` rows.
 pub fn forward<T: Scalar>(batch: usize, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
@@ -22,7 +22,7 @@ pub fn forward<T: Scalar>(batch: usize, x: &[T], w: &[T], b: &[T], y: &mut [T]) 
     if n_out == dense_narrow::OUTPUTS {
         T::narrow_forward(batch, x, w, y);
     } else {
-        matmul_a_bt(batch, n_in, n_out, x, w, T::one(), y);
+        T::gemm_nt(batch, n_out, n_in, x, n_in, w, n_in, y, n_out);
     }
 }
 
@@ -41,7 +41,7 @@ pub fn backward<T: Scalar>(
     if narrow {
         T::narrow_d_weight(batch, x, d_y, d_w);
     } else {
-        matmul_at_b(n_out, batch, n_in, d_y, x, T::zero(), d_w);
+        T::gemm_tn(n_out, n_in, batch, d_y, n_out, x, n_in, d_w, n_in);
     }
     d_b.fill(T::zero());
     for row in d_y.chunks_exact(n_out) {

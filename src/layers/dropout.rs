@@ -30,6 +30,26 @@ pub struct Noise<'a> {
     pub ids: &'a [u32],
 }
 
+/// m for `mask` `[rows, width]`: row r is the mask of sample `noise.ids[r]`.
+pub fn draw_mask<T: Scalar>(mask: &mut [T], width: usize, noise: &Noise) {
+    let rows = mask.len() / width;
+    assert!(noise.ids.len() >= rows, "dropout: one index per row");
+    let rate = noise.rate as f64;
+    // u ≥ p on 32 random bits: keep when the word is at least p·2³².
+    let threshold = (rate * 4_294_967_296.0) as u64;
+    let keep = T::of(1.0 / (1.0 - rate));
+    for (row, &id) in mask.chunks_exact_mut(width).zip(noise.ids) {
+        let mut rng = Rng::keyed(noise.seed, &[DROPOUT_STREAM, noise.step, id as u64]);
+        for pair in row.chunks_mut(2) {
+            let r = rng.next_u64();
+            for (k, m) in pair.iter_mut().enumerate() {
+                let word = (r >> (32 * k)) & 0xFFFF_FFFF;
+                *m = if word >= threshold { keep } else { T::zero() };
+            }
+        }
+    }
+}
+
 /// The mask of the last training forward and the masked activations.
 pub struct Dropout<T> {
     mask: Vec<T>,
@@ -54,23 +74,8 @@ impl<T: Scalar> Dropout<T> {
         let Some(noise) = noise.filter(|n| n.rate > 0.0) else {
             return x;
         };
-        let rows = x.len() / width;
-        assert!(noise.ids.len() >= rows, "dropout: one index per row");
-        let rate = noise.rate as f64;
-        // u ≥ p on 32 random bits: keep when the word is at least p·2³².
-        let threshold = (rate * 4_294_967_296.0) as u64;
-        let keep = T::of(1.0 / (1.0 - rate));
         let mask = &mut self.mask[..x.len()];
-        for (row, &id) in mask.chunks_exact_mut(width).zip(noise.ids) {
-            let mut rng = Rng::keyed(noise.seed, &[DROPOUT_STREAM, noise.step, id as u64]);
-            for pair in row.chunks_mut(2) {
-                let r = rng.next_u64();
-                for (k, m) in pair.iter_mut().enumerate() {
-                    let word = (r >> (32 * k)) & 0xFFFF_FFFF;
-                    *m = if word >= threshold { keep } else { T::zero() };
-                }
-            }
-        }
+        draw_mask(mask, width, noise);
         let out = &mut self.out[..x.len()];
         for ((o, &v), &m) in out.iter_mut().zip(x).zip(mask.iter()) {
             *o = v * m;

@@ -49,7 +49,7 @@ impl Activation {
     }
 
     /// h ← act(z), in place.
-    fn forward<T: Scalar>(self, z_then_h: &mut [T]) {
+    pub(crate) fn forward<T: Scalar>(self, z_then_h: &mut [T]) {
         match self {
             Activation::Sigmoid => sigmoid::forward(z_then_h),
             Activation::Relu => relu::forward(z_then_h),
@@ -58,7 +58,7 @@ impl Activation {
     }
 
     /// ∂L/∂h ← ∂L/∂z from the output h.
-    fn backward<T: Scalar>(self, h: &[T], d_h_then_d_z: &mut [T]) {
+    pub(crate) fn backward<T: Scalar>(self, h: &[T], d_h_then_d_z: &mut [T]) {
         match self {
             Activation::Sigmoid => sigmoid::backward(h, d_h_then_d_z),
             Activation::Relu => relu::backward(h, d_h_then_d_z),
@@ -89,7 +89,7 @@ pub struct MlpWorkspace<T> {
 }
 
 impl Mlp {
-    fn lens(&self) -> [usize; 4] {
+    pub(crate) fn lens(&self) -> [usize; 4] {
         let (d, h, c) = (self.input, self.hidden, self.classes);
         [h * d, h, c * h, c]
     }
@@ -151,6 +151,10 @@ impl<T: Scalar> Network<T> for Mlp {
         let h = ws.dropout.forward(h, self.hidden, noise);
         dense::forward(batch, h, w2, b2, logits);
         logits
+    }
+
+    fn mlp(&self) -> Option<Mlp> {
+        Some(*self)
     }
 
     fn backward(

@@ -43,6 +43,13 @@ pub trait Network<T: Scalar>: Sync {
         self.forward_with(params, x, batch, None, ws)
     }
 
+    /// This network as an [`Mlp`], when it is one: training then uses the
+    /// MLP's own step, which splits the hidden layer across threads
+    /// (`train::mlp_step`) instead of the batch.
+    fn mlp(&self) -> Option<Mlp> {
+        None
+    }
+
     /// Given ∂L/∂logits, writes ∂L/∂params into `grads` (same layout as `params`).
     /// Must follow a `forward` on the same `x` and `ws`.
     fn backward(

@@ -1,0 +1,353 @@
+//! The MLP's training step, split across threads by hidden units.
+//!
+//! The generic step ([`super::Sharded`]) gives each thread its own samples, so
+//! every thread reads all of W₁ and writes a whole ∂W₁, and the update reads
+//! all of them back: for H = 256 that is ten times the 1 MB of L2 a core has.
+//! Here thread t owns a block of hidden units U_t instead, and with them the
+//! rows W₁[U_t] (400 KB for H = 256 on two threads), which stay in its cache
+//! from the forward product to the update:
+//!
+//! ```text
+//! 1. per unit block   h[:, U_t] = act(x·W₁[U_t]ᵀ + b₁[U_t])            (all B samples)
+//! 2. per sample block z₂ = h_d·W₂ᵀ + b₂ with h_d = h ⊙ m (dropout) or h;
+//!                     loss, δ₂ = ∂L/∂z₂
+//! 3. per unit block   δ₁[:, U_t] = (δ₂·W₂[:, U_t]) ⊙ m ⊙ act′
+//!                     ∂W₁[U_t] = δ₁[:, U_t]ᵀ·x, then W₁[U_t] updated at once;
+//!                     ∂b₁[U_t], ∂W₂[:, U_t]
+//! 4. serial           ∂b₂; update of b₁, W₂, b₂ (H·(C+1) + C values)
+//! ```
+//! Every sum is over samples or inputs in the same order as in the generic step
+//! on a single thread (the products' sums do not depend on how they are cut,
+//! see [`Scalar::gemm_nt`]): the parameters after each step are the same bits
+//! whatever the number of threads, and the same as the generic step's on one
+//! thread (tested).
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::{Batch, Step};
+use crate::layers::dense;
+use crate::layers::dropout::draw_mask;
+use crate::layers::softmax_ce::{self, BatchScore};
+use crate::linalg::Scalar;
+use crate::models::Mlp;
+use crate::optim::{Optimizer, State};
+
+/// Hidden units per block are a multiple of this (the products' block height).
+const UNIT_ALIGN: usize = 4;
+
+/// One thread's hidden units and what it computes for them.
+struct Units {
+    range: Range<usize>,
+    /// The batch's inputs x `[B, D]`.
+    x: Vec<f32>,
+    /// h[:, U] `[B, |U|]`.
+    h: Vec<f32>,
+    /// δ₁[:, U] `[B, |U|]`.
+    d_z: Vec<f32>,
+    /// ∂W₁[U] `[|U|, D]`.
+    g_w1: Vec<f32>,
+    /// ∂b₁[U].
+    g_b1: Vec<f32>,
+    /// ∂W₂[:, U] `[C, |U|]`.
+    g_w2: Vec<f32>,
+}
+
+/// Buffers of the MLP step, sized once for the largest batch.
+pub(crate) struct MlpStep {
+    net: Mlp,
+    units: Vec<Units>,
+    /// Samples per block of step 2.
+    per_shard: usize,
+    y: Vec<u8>,
+    /// h `[B, H]`, whole rows, and the dropout mask and h ⊙ m when dropping.
+    h: Vec<f32>,
+    mask: Vec<f32>,
+    h_dropped: Vec<f32>,
+    logits: Vec<f32>,
+    d_logits: Vec<f32>,
+    /// ∂L/∂(b₁, W₂, b₂): the parameters after W₁, in layout order.
+    g_tail: Vec<f32>,
+    /// Loss and hits of each block of samples.
+    scores: Vec<BatchScore>,
+    rows: usize,
+    dropping: bool,
+}
+
+impl MlpStep {
+    pub fn new(net: Mlp, max_batch: usize) -> Self {
+        let (d, h, c) = (net.input, net.hidden, net.classes);
+        let threads = rayon::current_num_threads().max(1);
+        // Blocks of about H / threads units, rounded to the products' block height.
+        let per = h.div_ceil(threads).div_ceil(UNIT_ALIGN) * UNIT_ALIGN;
+        let units = (0..h.div_ceil(per.max(1)))
+            .map(|t| {
+                let range = t * per..((t + 1) * per).min(h);
+                let n = range.len();
+                Units {
+                    range,
+                    x: vec![0.0; max_batch * d],
+                    h: vec![0.0; max_batch * n],
+                    d_z: vec![0.0; max_batch * n],
+                    g_w1: vec![0.0; n * d],
+                    g_b1: vec![0.0; n],
+                    g_w2: vec![0.0; c * n],
+                }
+            })
+            .collect();
+        MlpStep {
+            net,
+            units,
+            per_shard: max_batch.div_ceil(threads.min(max_batch.max(1))),
+            y: vec![0; max_batch],
+            h: vec![0.0; max_batch * h],
+            mask: vec![0.0; max_batch * h],
+            h_dropped: vec![0.0; max_batch * h],
+            logits: vec![0.0; max_batch * c],
+            d_logits: vec![0.0; max_batch * c],
+            g_tail: vec![0.0; h + c * h + c],
+            scores: vec![BatchScore::default(); threads],
+            rows: 0,
+            dropping: false,
+        }
+    }
+}
+
+impl Step for MlpStep {
+    fn loss(&mut self, params: &[f32], batch: &Batch) -> BatchScore {
+        let net = self.net;
+        let (d, hid, c) = (net.input, net.hidden, net.classes);
+        let [w1, b1, w2, b2] = crate::params::split(params, net.lens());
+        let (rows, per) = (batch.indices.len(), self.per_shard);
+        self.rows = rows;
+        self.dropping = batch.dropout > 0.0;
+        for (y, &i) in self.y.iter_mut().zip(batch.indices) {
+            *y = batch.train.y[i as usize];
+        }
+
+        // 1. Each block of units: its own copy of the batch's inputs (so that they
+        //    are in its core's cache for both products), then
+        //    h[:, U] = act(x·W₁[U]ᵀ + b₁[U]).
+        self.units.par_iter_mut().for_each(|u| {
+            let x = &mut u.x[..rows * d];
+            for (row, &i) in x.chunks_exact_mut(d).zip(batch.indices) {
+                row.copy_from_slice(batch.train.row(i as usize));
+            }
+            let x = &u.x[..rows * d];
+            let n = u.range.len();
+            let h = &mut u.h[..rows * n];
+            for row in h.chunks_exact_mut(n) {
+                row.copy_from_slice(&b1[u.range.clone()]);
+            }
+            f32::gemm_nt(rows, n, d, x, d, &w1[u.range.start * d..], d, h, n);
+            net.activation.forward(h);
+        });
+
+        // 2. Each block of samples: whole rows of h, dropout, logits, loss and δ₂.
+        let units = &self.units;
+        let dropping = self.dropping;
+        let shards = rows.div_ceil(per);
+        self.h[..rows * hid]
+            .par_chunks_mut(per * hid)
+            .zip(self.mask[..rows * hid].par_chunks_mut(per * hid))
+            .zip(self.h_dropped[..rows * hid].par_chunks_mut(per * hid))
+            .zip(self.logits[..rows * c].par_chunks_mut(per * c))
+            .zip(self.d_logits[..rows * c].par_chunks_mut(per * c))
+            .zip(batch.indices.par_chunks(per))
+            .zip(self.y[..rows].par_chunks(per))
+            .zip(self.scores[..shards].par_iter_mut())
+            .enumerate()
+            .for_each(
+                |(s, (((((((h, mask), h_dropped), logits), d_logits), ids), y), score))| {
+                    let first = s * per;
+                    for (r, row) in h.chunks_exact_mut(hid).enumerate() {
+                        for u in units {
+                            let n = u.range.len();
+                            row[u.range.clone()].copy_from_slice(&u.h[(first + r) * n..(first + r + 1) * n]);
+                        }
+                    }
+                    let input: &[f32] = if dropping {
+                        draw_mask(mask, hid, &batch.noise(ids));
+                        for ((o, &v), &m) in h_dropped.iter_mut().zip(h.iter()).zip(mask.iter()) {
+                            *o = v * m;
+                        }
+                        h_dropped
+                    } else {
+                        h
+                    };
+                    dense::forward(ids.len(), input, w2, b2, logits);
+                    *score = softmax_ce::forward_backward_scaled(logits, y, batch.scale, d_logits);
+                },
+            );
+        self.scores[..shards]
+            .iter()
+            .fold(BatchScore::default(), |mut a, s| {
+                a.loss_sum += s.loss_sum;
+                a.correct += s.correct;
+                a
+            })
+    }
+
+    fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32) {
+        let net = self.net;
+        let (d, hid, c) = (net.input, net.hidden, net.classes);
+        let rows = self.rows;
+        state.steps += 1;
+        let k = opt.consts(lr, state.steps);
+        let (w1, tail) = params.split_at_mut(hid * d);
+        let w2 = &tail[hid..hid + c * hid];
+        let d_logits = &self.d_logits[..rows * c];
+        let input = if self.dropping { &self.h_dropped } else { &self.h };
+        let (mask, dropping) = (&self.mask, self.dropping);
+
+        // 3. Each block of units: δ₁, ∂W₁ and its update, ∂b₁, ∂W₂.
+        let block = |u: &mut Units, w1: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+            let r = u.range.clone();
+            let n = r.len();
+            let d_z = &mut u.d_z[..rows * n];
+            for (b, dz) in d_z.chunks_exact_mut(n).enumerate() {
+                // ∂L/∂h[b, U] = Σ_c δ₂[b, c]·W₂[c, U], summed over c in order.
+                dz.fill(0.0);
+                for (cls, &g) in d_logits[b * c..(b + 1) * c].iter().enumerate() {
+                    f32::axpy(dz, g, &w2[cls * hid + r.start..cls * hid + r.end]);
+                }
+                if dropping {
+                    for (g, &mk) in dz.iter_mut().zip(&mask[b * hid + r.start..b * hid + r.end]) {
+                        *g *= mk;
+                    }
+                }
+            }
+            net.activation.backward(&u.h[..rows * n], d_z);
+            u.g_b1.fill(0.0);
+            u.g_w2.fill(0.0);
+            for (b, dz) in d_z.chunks_exact(n).enumerate() {
+                for (acc, &g) in u.g_b1.iter_mut().zip(dz) {
+                    *acc += g;
+                }
+                let h_in = &input[b * hid + r.start..b * hid + r.end];
+                for (cls, g_row) in u.g_w2.chunks_exact_mut(n).enumerate() {
+                    f32::axpy(g_row, d_logits[b * c + cls], h_in);
+                }
+            }
+            f32::gemm_tn(n, d, rows, d_z, n, &u.x[..rows * d], d, &mut u.g_w1, d);
+            opt.update(k, w1, &u.g_w1, m, v);
+        };
+        let per = self.units[0].range.len() * d;
+        let blocks = w1.par_chunks_mut(per).zip(self.units.par_iter_mut());
+        let (m_w1, m_tail) = split_moments(&mut state.m, hid * d);
+        let (v_w1, v_tail) = split_moments(&mut state.v, hid * d);
+        match (m_w1.is_empty(), v_w1.is_empty()) {
+            (true, _) => blocks.for_each(|(w, u)| block(u, w, &mut [], &mut [])),
+            (false, true) => blocks
+                .zip(m_w1.par_chunks_mut(per))
+                .for_each(|((w, u), m)| block(u, w, m, &mut [])),
+            (false, false) => blocks
+                .zip(m_w1.par_chunks_mut(per))
+                .zip(v_w1.par_chunks_mut(per))
+                .for_each(|(((w, u), m), v)| block(u, w, m, v)),
+        }
+
+        // 4. ∂b₂, then b₁, W₂ and b₂ updated together.
+        let (g_b1, rest) = self.g_tail.split_at_mut(hid);
+        let (g_w2, g_b2) = rest.split_at_mut(c * hid);
+        for u in &self.units {
+            let (r, n) = (u.range.clone(), u.range.len());
+            g_b1[r.clone()].copy_from_slice(&u.g_b1);
+            for (cls, g_row) in u.g_w2.chunks_exact(n).enumerate() {
+                g_w2[cls * hid + r.start..cls * hid + r.end].copy_from_slice(g_row);
+            }
+        }
+        g_b2.fill(0.0);
+        for row in d_logits.chunks_exact(c) {
+            for (acc, &g) in g_b2.iter_mut().zip(row) {
+                *acc += g;
+            }
+        }
+        opt.update(k, tail, &self.g_tail, m_tail, v_tail);
+    }
+}
+
+/// The moments of W₁ and of the parameters after it (both empty for rules that keep none).
+fn split_moments(s: &mut [f32], at: usize) -> (&mut [f32], &mut [f32]) {
+    if s.is_empty() {
+        (&mut [], &mut [])
+    } else {
+        s.split_at_mut(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::synthetic;
+    use crate::init::Init;
+    use crate::layers::softmax_ce::Reduction;
+    use crate::models::Activation;
+    use crate::optim::Rule;
+    use crate::train::{Sharded, init_params};
+
+    /// Parameters and scores after three steps of `step` on batches of 7, 7 and 5.
+    fn run(step: &mut dyn Step, net: &Mlp, dropout: f32, opt: &Optimizer) -> (Vec<f32>, Vec<BatchScore>) {
+        let data = synthetic(19, net.input, 5);
+        let mut params = init_params(net, 3);
+        let mut state = opt.state(params.len());
+        let order: Vec<u32> = (0..19).rev().collect();
+        let mut scores = Vec::new();
+        for (b, indices) in order.chunks(7).enumerate() {
+            let batch = Batch {
+                train: &data,
+                indices,
+                scale: Reduction::Mean.scale(indices.len()) as f32,
+                dropout,
+                seed: 4,
+                step: b as u64,
+            };
+            scores.push(step.loss(&params, &batch));
+            step.update(&mut params, &mut state, opt, 0.05);
+        }
+        (params, scores)
+    }
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn same_bits_as_the_generic_step_on_one_thread_whatever_the_thread_count() {
+        let cases = [
+            (Activation::Sigmoid, 0.0, Rule::Sgd, 0.0),
+            (Activation::Relu, 0.4, Rule::Adamw, 0.05),
+            (Activation::Tanh, 0.0, Rule::Momentum, 0.01),
+        ];
+        for (activation, dropout, rule, weight_decay) in cases {
+            let net = Mlp {
+                input: 37,
+                hidden: 23,
+                classes: 10,
+                activation,
+                init: Init::Normal,
+                init_std: 0.3,
+            };
+            let opt = Optimizer {
+                rule,
+                weight_decay,
+                ..Optimizer::default()
+            };
+            let (want, want_scores) =
+                pool(1).install(|| run(&mut Sharded::new(&net, 7), &net, dropout, &opt));
+            for threads in [1, 2, 3, 8] {
+                let (got, scores) =
+                    pool(threads).install(|| run(&mut MlpStep::new(net, 7), &net, dropout, &opt));
+                assert_eq!(got, want, "{activation:?}, {threads} threads");
+                for (s, w) in scores.iter().zip(&want_scores) {
+                    assert_eq!(s.correct, w.correct);
+                    assert!((s.loss_sum - w.loss_sum).abs() < 1e-12 * w.loss_sum.abs().max(1.0));
+                }
+            }
+        }
+    }
+}
