@@ -1,4 +1,5 @@
-//! Criterion benches: the matrix products of the MLP, the ten-output layer's
+//! Criterion benches: the matrix products of the MLP (general and the dense
+//! layer's own kernels), the ten-output layer's
 //! kernels against the general product, the optimiser step, the convolution's
 //! two strategies forward and backward, and whole training epochs of each model
 //! on synthetic data. `cargo bench --bench kernels`; compare runs with criterion's
@@ -34,6 +35,35 @@ fn matmul(c: &mut Criterion) {
     let mut dw = vec![0.0; h * d];
     g.bench_function("dW = dZᵀ·X 256x128x784", |bench| {
         bench.iter(|| matmul_at_b(h, b, d, &dz, &x, 0.0, &mut dw))
+    });
+    g.finish();
+}
+
+/// The MLP's two large products for one thread's block of 128 hidden units
+/// (H = 256 on two threads), on one thread: the dense layer's kernels
+/// (`Scalar::gemm_nt`/`gemm_tn`, AVX-512 without packing where the CPU has it)
+/// against the general product (matrixmultiply, packing both operands).
+fn dense_products(c: &mut Criterion) {
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let (b, d, h) = (128, 784, 128);
+    let x = random(b * d, 1);
+    let w = random(h * d, 2);
+    let dz = random(b * h, 3);
+    let mut g = c.benchmark_group("dense 128x784, 128 units, one thread");
+    g.throughput(Throughput::Elements((2 * b * d * h) as u64));
+    let mut z = vec![0.0; b * h];
+    g.bench_function("forward X·Wᵀ, dense kernel", |bench| {
+        bench.iter(|| one.install(|| f32::gemm_nt(b, h, d, &x, d, &w, d, &mut z, h)))
+    });
+    g.bench_function("forward X·Wᵀ, matrix product", |bench| {
+        bench.iter(|| one.install(|| matmul_a_bt(b, d, h, &x, &w, 1.0, &mut z)))
+    });
+    let mut dw = vec![0.0; h * d];
+    g.bench_function("dW = dZᵀ·X, dense kernel", |bench| {
+        bench.iter(|| one.install(|| f32::gemm_tn(h, d, b, &dz, h, &x, d, &mut dw, d)))
+    });
+    g.bench_function("dW = dZᵀ·X, matrix product", |bench| {
+        bench.iter(|| one.install(|| matmul_at_b(h, b, d, &dz, &x, 0.0, &mut dw)))
     });
     g.finish();
 }
@@ -149,5 +179,13 @@ fn training(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, output_layer, update, conv, training);
+criterion_group!(
+    benches,
+    matmul,
+    dense_products,
+    output_layer,
+    update,
+    conv,
+    training
+);
 criterion_main!(benches);

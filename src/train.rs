@@ -172,11 +172,33 @@ impl Batch<'_> {
 }
 
 /// How a training step is computed and spread over the threads.
-pub(crate) trait Step {
+pub(crate) trait Step: Send {
     /// Forward pass of the batch to its loss, keeping what [`Step::update`] needs.
     fn loss(&mut self, params: &[f32], batch: &Batch) -> softmax_ce::BatchScore;
     /// The rest of the backward pass, and the optimiser's update of `params`.
     fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32);
+
+    /// [`loss`](Step::loss), then [`update`](Step::update) unless the loss is
+    /// not finite (`params` and `state` are then left as they were). Both run
+    /// on a worker of the thread pool: the step's parallel phases then start by
+    /// work-stealing between the workers, instead of each waking the pool from
+    /// a blocked outside thread.
+    fn run(
+        &mut self,
+        params: &mut [f32],
+        state: &mut State,
+        opt: &Optimizer,
+        lr: f32,
+        batch: &Batch,
+    ) -> softmax_ce::BatchScore {
+        rayon::scope(|_| {
+            let score = self.loss(params, batch);
+            if score.loss_sum.is_finite() {
+                self.update(params, state, opt, lr);
+            }
+            score
+        })
+    }
 }
 
 /// One thread's share of a batch: its rows, activations and gradients.
@@ -409,7 +431,10 @@ pub fn train_from<N: Network<f32>>(
                 seed: settings.seed,
                 step: ((epoch - 1) * total + b) as u64,
             };
-            let score = step.loss(params, &batch);
+            let lr = settings
+                .schedule
+                .lr(settings.lr, (epoch - 1) * total + b, total, settings.epochs);
+            let score = step.run(params, state, &settings.optimizer, lr, &batch);
             let batch_loss = score.loss_sum / n as f64;
             if !batch_loss.is_finite() {
                 return Err(Diverged {
@@ -422,10 +447,6 @@ pub fn train_from<N: Network<f32>>(
             }
             loss_sum += batch_loss;
             acc_sum += score.correct as f64 / n as f64;
-            let lr = settings
-                .schedule
-                .lr(settings.lr, (epoch - 1) * total + b, total, settings.epochs);
-            step.update(params, state, &settings.optimizer, lr);
             report(Progress::Batch {
                 epoch,
                 done: b + 1,
