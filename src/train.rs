@@ -151,6 +151,9 @@ pub(crate) struct Batch<'a> {
     pub train: &'a Samples,
     /// Indices in `train` of the batch's samples.
     pub indices: &'a [u32],
+    /// Indices of the next batch of the epoch (empty for the last): a step may
+    /// start fetching them from memory while it computes.
+    pub next: &'a [u32],
     /// ∂L/∂z scale of the loss reduction for the whole batch.
     pub scale: f32,
     /// Dropout of this step (its `ids` are filled in per sample).
@@ -175,8 +178,9 @@ impl Batch<'_> {
 pub(crate) trait Step: Send {
     /// Forward pass of the batch to its loss, keeping what [`Step::update`] needs.
     fn loss(&mut self, params: &[f32], batch: &Batch) -> softmax_ce::BatchScore;
-    /// The rest of the backward pass, and the optimiser's update of `params`.
-    fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32);
+    /// The rest of the backward pass, and the optimiser's update of `params`
+    /// (`batch` is the one [`Step::loss`] saw).
+    fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32, batch: &Batch);
 
     /// [`loss`](Step::loss), then [`update`](Step::update) unless the loss is
     /// not finite (`params` and `state` are then left as they were). Both run
@@ -194,7 +198,7 @@ pub(crate) trait Step: Send {
         rayon::scope(|_| {
             let score = self.loss(params, batch);
             if score.loss_sum.is_finite() {
-                self.update(params, state, opt, lr);
+                self.update(params, state, opt, lr, batch);
             }
             score
         })
@@ -288,7 +292,7 @@ impl<N: Network<f32>> Step for Sharded<'_, N> {
         score
     }
 
-    fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32) {
+    fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32, _: &Batch) {
         update_shards(opt, state, params, &self.shards[..self.used], lr);
     }
 }
@@ -426,6 +430,11 @@ pub fn train_from<N: Network<f32>>(
             let batch = Batch {
                 train,
                 indices,
+                next: if b + 1 < total {
+                    batches.indices(b + 1)
+                } else {
+                    &[]
+                },
                 scale: settings.reduction.scale(n) as f32,
                 dropout: settings.dropout,
                 seed: settings.seed,

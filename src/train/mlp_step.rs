@@ -36,6 +36,19 @@ use crate::optim::{Optimizer, State};
 
 /// Hidden units per block are a multiple of this (the products' block height).
 const UNIT_ALIGN: usize = 4;
+/// Pieces the ∂W₁ product is cut into, to spread the next batch's prefetches.
+const PREFETCH_ROUNDS: usize = 8;
+
+/// Asks for the cache lines of `row` (a hint: no effect on results).
+fn prefetch(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(16) {
+        // SAFETY: a prefetch never faults, and the address is inside `row`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr().cast())
+        };
+    }
+}
 
 /// One thread's hidden units and what it computes for them.
 struct Units {
@@ -71,6 +84,7 @@ pub(crate) struct MlpStep {
     g_tail: Vec<f32>,
     /// Loss and hits of each block of samples.
     scores: Vec<BatchScore>,
+
     rows: usize,
     dropping: bool,
 }
@@ -108,6 +122,7 @@ impl MlpStep {
             d_logits: vec![0.0; max_batch * c],
             g_tail: vec![0.0; h + c * h + c],
             scores: vec![BatchScore::default(); threads],
+
             rows: 0,
             dropping: false,
         }
@@ -189,7 +204,7 @@ impl Step for MlpStep {
             })
     }
 
-    fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32) {
+    fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32, batch: &Batch) {
         let net = self.net;
         let (d, hid, c) = (net.input, net.hidden, net.classes);
         let rows = self.rows;
@@ -202,7 +217,8 @@ impl Step for MlpStep {
         let (mask, dropping) = (&self.mask, self.dropping);
 
         // 3. Each block of units: δ₁, ∂W₁ and its update, ∂b₁, ∂W₂.
-        let block = |u: &mut Units, w1: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+        let (next, train, blocks) = (batch.next, batch.train, self.units.len());
+        let block = |t: usize, u: &mut Units, w1: &mut [f32], m: &mut [f32], v: &mut [f32]| {
             let r = u.range.clone();
             let n = r.len();
             let d_z = &mut u.d_z[..rows * n];
@@ -230,22 +246,39 @@ impl Step for MlpStep {
                     f32::axpy(g_row, d_logits[b * c + cls], h_in);
                 }
             }
-            f32::gemm_tn(n, d, rows, d_z, n, &u.x[..rows * d], d, &mut u.g_w1, d);
+            // ∂W₁[U] = δ₁[:, U]ᵀ·x, in blocks of rows of ∂W₁ (the same bits as in
+            // one product); after each block, a share of the next batch's rows is
+            // requested from memory, so that the next step's copy finds them in cache.
+            let x = &u.x[..rows * d];
+            let chunk = n.div_ceil(PREFETCH_ROUNDS).div_ceil(UNIT_ALIGN) * UNIT_ALIGN;
+            let mut upcoming = next.iter().skip(t).step_by(blocks);
+            let per_round = next.len().div_ceil(blocks * PREFETCH_ROUNDS);
+            for r0 in (0..n).step_by(chunk.max(1)) {
+                let m = chunk.min(n - r0);
+                f32::gemm_tn(m, d, rows, &d_z[r0..], n, x, d, &mut u.g_w1[r0 * d..], d);
+                for &i in upcoming.by_ref().take(per_round) {
+                    prefetch(train.row(i as usize));
+                }
+            }
             opt.update(k, w1, &u.g_w1, m, v);
         };
         let per = self.units[0].range.len() * d;
-        let blocks = w1.par_chunks_mut(per).zip(self.units.par_iter_mut());
+        let parts = w1.par_chunks_mut(per).zip(self.units.par_iter_mut());
         let (m_w1, m_tail) = split_moments(&mut state.m, hid * d);
         let (v_w1, v_tail) = split_moments(&mut state.v, hid * d);
         match (m_w1.is_empty(), v_w1.is_empty()) {
-            (true, _) => blocks.for_each(|(w, u)| block(u, w, &mut [], &mut [])),
-            (false, true) => blocks
+            (true, _) => parts
+                .enumerate()
+                .for_each(|(t, (w, u))| block(t, u, w, &mut [], &mut [])),
+            (false, true) => parts
                 .zip(m_w1.par_chunks_mut(per))
-                .for_each(|((w, u), m)| block(u, w, m, &mut [])),
-            (false, false) => blocks
+                .enumerate()
+                .for_each(|(t, ((w, u), m))| block(t, u, w, m, &mut [])),
+            (false, false) => parts
                 .zip(m_w1.par_chunks_mut(per))
                 .zip(v_w1.par_chunks_mut(per))
-                .for_each(|(((w, u), m), v)| block(u, w, m, v)),
+                .enumerate()
+                .for_each(|(t, (((w, u), m), v))| block(t, u, w, m, v)),
         }
 
         // 4. ∂b₂, then b₁, W₂ and b₂ updated together.
@@ -298,13 +331,14 @@ mod tests {
             let batch = Batch {
                 train: &data,
                 indices,
+                next: order.chunks(7).nth(b + 1).unwrap_or(&[]),
                 scale: Reduction::Mean.scale(indices.len()) as f32,
                 dropout,
                 seed: 4,
                 step: b as u64,
             };
             scores.push(step.loss(&params, &batch));
-            step.update(&mut params, &mut state, opt, 0.05);
+            step.update(&mut params, &mut state, opt, 0.05, &batch);
         }
         (params, scores)
     }
