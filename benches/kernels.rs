@@ -21,11 +21,15 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.normal() as f32).collect()
 }
 
+/// Inputs x [128, 784], weights W [h, 784] and δ [128, h] of an MLP layer of h units.
+fn layer_operands(h: usize) -> (usize, usize, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (b, d) = (128, 784);
+    (b, d, random(b * d, 1), random(h * d, 2), random(b * h, 3))
+}
+
 fn matmul(c: &mut Criterion) {
-    let (b, d, h) = (128, 784, 256);
-    let x = random(b * d, 1);
-    let w = random(h * d, 2);
-    let dz = random(b * h, 3);
+    let h = 256;
+    let (b, d, x, w, dz) = layer_operands(h);
     let mut g = c.benchmark_group("matmul");
     g.throughput(Throughput::Elements((2 * b * d * h) as u64));
     let mut z = vec![0.0; b * h];
@@ -45,10 +49,8 @@ fn matmul(c: &mut Criterion) {
 /// against the general product (matrixmultiply, packing both operands).
 fn dense_products(c: &mut Criterion) {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let (b, d, h) = (128, 784, 128);
-    let x = random(b * d, 1);
-    let w = random(h * d, 2);
-    let dz = random(b * h, 3);
+    let h = 128;
+    let (b, d, x, w, dz) = layer_operands(h);
     let mut g = c.benchmark_group("dense 128x784, 128 units, one thread");
     g.throughput(Throughput::Elements((2 * b * d * h) as u64));
     let mut z = vec![0.0; b * h];

@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use crate::data::batches::Samples;
 use crate::layers::softmax_ce::Reduction;
-use crate::linalg::matmul;
+use crate::linalg::{Scalar, matmul};
 use crate::models::{ModelSpec, Net, Network};
 use crate::rng::Rng;
 use crate::train::{self, Settings};
+use rayon::prelude::*;
 
 /// Floating-point operations of one training step per sample (forward and
 /// backward, multiply-add = 2), counting the matrix products and convolutions
@@ -102,17 +103,25 @@ fn run<N: Network<f32>>(net: &N, data: &Samples, test: &Samples, settings: &Sett
         .unwrap_or_default()
 }
 
-/// Best GFLOP/s of an n×n×n f32 matrix product through `linalg::matmul` on the
-/// current thread pool (best of `repeats`).
+/// Best GFLOP/s of an n×n×n f32 matrix product on the current thread pool
+/// (best of `repeats`), through either of the crate's two kernels: the general
+/// product (`linalg::matmul`) and the dense layer's (`Scalar::gemm_nt`, its
+/// rows of C split across the threads).
 pub fn matmul_peak(n: usize, repeats: usize) -> f64 {
     let mut rng = Rng::new(3, 0);
     let a: Vec<f32> = (0..n * n).map(|_| rng.normal() as f32).collect();
     let b: Vec<f32> = (0..n * n).map(|_| rng.normal() as f32).collect();
     let mut c = vec![0.0f32; n * n];
+    let rows = n.div_ceil(rayon::current_num_threads()).max(1);
     let mut best = f64::MAX;
     for _ in 0..repeats {
         let t = Instant::now();
         matmul(n, n, n, &a, &b, 0.0, &mut c);
+        best = best.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        c.par_chunks_mut(rows * n)
+            .zip(a.par_chunks(rows * n))
+            .for_each(|(c, a)| f32::gemm_nt(a.len() / n, n, n, a, n, &b, n, c, n));
         best = best.min(t.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9

@@ -144,9 +144,7 @@ fn gemm_nt_portable<T: Scalar>(
     c: &mut [T],
     ldc: usize,
 ) {
-    check_strided("A", m, k, lda, a.len());
-    check_strided("B", n, k, ldb, b.len());
-    check_strided("C", m, n, ldc, c.len());
+    check_nt(m, n, k, a, lda, b, ldb, c, ldc);
     if m == 0 || n == 0 {
         return;
     }
@@ -183,9 +181,7 @@ fn gemm_tn_portable<T: Scalar>(
     c: &mut [T],
     ldc: usize,
 ) {
-    check_strided("A", kp, m, lda, a.len());
-    check_strided("B", kp, n, ldb, b.len());
-    check_strided("C", m, n, ldc, c.len());
+    check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
     if m == 0 || n == 0 {
         return;
     }
@@ -206,6 +202,22 @@ fn gemm_tn_portable<T: Scalar>(
             ldc as isize,
         )
     }
+}
+
+/// Panics unless A `[m, k]`, B `[n, k]` and C `[m, n]` fit in their slices at their strides.
+#[allow(clippy::too_many_arguments)]
+fn check_nt<T>(m: usize, n: usize, k: usize, a: &[T], lda: usize, b: &[T], ldb: usize, c: &[T], ldc: usize) {
+    check_strided("A", m, k, lda, a.len());
+    check_strided("B", n, k, ldb, b.len());
+    check_strided("C", m, n, ldc, c.len());
+}
+
+/// Panics unless A `[kp, m]`, B `[kp, n]` and C `[m, n]` fit in their slices at their strides.
+#[allow(clippy::too_many_arguments)]
+fn check_tn<T>(m: usize, n: usize, kp: usize, a: &[T], lda: usize, b: &[T], ldb: usize, c: &[T], ldc: usize) {
+    check_strided("A", kp, m, lda, a.len());
+    check_strided("B", kp, n, ldb, b.len());
+    check_strided("C", m, n, ldc, c.len());
 }
 
 /// Panics unless a slice of `len` holds `rows` rows of `cols` values at stride `ld`.
@@ -348,10 +360,8 @@ impl Scalar for f32 {
     ) {
         #[cfg(target_arch = "x86_64")]
         if avx512::available() {
-            check_strided("A", m, k, lda, a.len());
-            check_strided("B", n, k, ldb, b.len());
-            check_strided("C", m, n, ldc, c.len());
-            // SAFETY: the CPU supports AVX-512F and the checks above keep every
+            check_nt(m, n, k, a, lda, b, ldb, c, ldc);
+            // SAFETY: the CPU supports AVX-512F and the check above keeps every
             // access inside the slices.
             return unsafe {
                 avx512::gemm_nt(m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc)
@@ -373,9 +383,7 @@ impl Scalar for f32 {
     ) {
         #[cfg(target_arch = "x86_64")]
         if avx512::available() {
-            check_strided("A", kp, m, lda, a.len());
-            check_strided("B", kp, n, ldb, b.len());
-            check_strided("C", m, n, ldc, c.len());
+            check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
             // SAFETY: as in gemm_nt.
             return unsafe {
                 avx512::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc)

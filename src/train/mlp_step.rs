@@ -217,8 +217,8 @@ impl Step for MlpStep {
         let (mask, dropping) = (&self.mask, self.dropping);
 
         // 3. Each block of units: δ₁, ∂W₁ and its update, ∂b₁, ∂W₂.
-        let (next, train, blocks) = (batch.next, batch.train, self.units.len());
-        let block = |t: usize, u: &mut Units, w1: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+        let (next, train) = (batch.next, batch.train);
+        let block = |u: &mut Units, w1: &mut [f32], m: &mut [f32], v: &mut [f32]| {
             let r = u.range.clone();
             let n = r.len();
             let d_z = &mut u.d_z[..rows * n];
@@ -248,11 +248,12 @@ impl Step for MlpStep {
             }
             // ∂W₁[U] = δ₁[:, U]ᵀ·x, in blocks of rows of ∂W₁ (the same bits as in
             // one product); after each block, a share of the next batch's rows is
-            // requested from memory, so that the next step's copy finds them in cache.
+            // requested from memory into this core's cache, so that the next
+            // step's copy of them finds them there.
             let x = &u.x[..rows * d];
             let chunk = n.div_ceil(PREFETCH_ROUNDS).div_ceil(UNIT_ALIGN) * UNIT_ALIGN;
-            let mut upcoming = next.iter().skip(t).step_by(blocks);
-            let per_round = next.len().div_ceil(blocks * PREFETCH_ROUNDS);
+            let mut upcoming = next.iter();
+            let per_round = next.len().div_ceil(PREFETCH_ROUNDS);
             for r0 in (0..n).step_by(chunk.max(1)) {
                 let m = chunk.min(n - r0);
                 f32::gemm_tn(m, d, rows, &d_z[r0..], n, x, d, &mut u.g_w1[r0 * d..], d);
@@ -267,18 +268,14 @@ impl Step for MlpStep {
         let (m_w1, m_tail) = split_moments(&mut state.m, hid * d);
         let (v_w1, v_tail) = split_moments(&mut state.v, hid * d);
         match (m_w1.is_empty(), v_w1.is_empty()) {
-            (true, _) => parts
-                .enumerate()
-                .for_each(|(t, (w, u))| block(t, u, w, &mut [], &mut [])),
+            (true, _) => parts.for_each(|(w, u)| block(u, w, &mut [], &mut [])),
             (false, true) => parts
                 .zip(m_w1.par_chunks_mut(per))
-                .enumerate()
-                .for_each(|(t, ((w, u), m))| block(t, u, w, m, &mut [])),
+                .for_each(|((w, u), m)| block(u, w, m, &mut [])),
             (false, false) => parts
                 .zip(m_w1.par_chunks_mut(per))
                 .zip(v_w1.par_chunks_mut(per))
-                .enumerate()
-                .for_each(|(t, (((w, u), m), v))| block(t, u, w, m, v)),
+                .for_each(|(((w, u), m), v)| block(u, w, m, v)),
         }
 
         // 4. ∂b₂, then b₁, W₂ and b₂ updated together.
