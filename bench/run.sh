@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # scratchnet against the report-style NumPy reference and PyTorch, back to back
 # on this machine, printed as one table (bench/compare.py).
-# Not part of CI (it needs PyTorch, several GB). Usage: bench/run.sh [THREADS] [EPOCHS]
+# Not part of CI (it needs PyTorch, several GB). Usage: bench/run.sh [THREADS] [EPOCHS] [ROUNDS]
+# With ROUNDS > 1 the three run in turn ROUNDS times and each one's fastest round is
+# shown: on a shared machine, speed drifts by tens of percent over minutes, and taking
+# each program's best round compares them at their best rather than at whichever
+# moment each happened to run.
 # Needs MNIST in $SCRATCHNET_DATA_DIR/mnist (default ../shared/data). The first run
 # creates bench/.venv with NumPy and PyTorch from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads="${1:-$(nproc)}"
 epochs="${2:-3}"
+rounds="${3:-1}"
 export SCRATCHNET_DATA_DIR="${SCRATCHNET_DATA_DIR:-$(cd .. && pwd)/shared/data}"
 py=bench/.venv/bin/python
 if [ ! -x "$py" ]; then
@@ -19,15 +24,17 @@ fi
 cargo build --release -q
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
-echo "== scratchnet ($threads threads)" >&2
-target/release/scratchnet bench --json --threads "$threads" --hidden 256 --cnn 7x1,7x32 --repeats "$epochs" | tee -a "$out" >&2
-# The machine may pin OpenBLAS to an old core type for safety; unset it here only, for a fair timing.
-echo "== NumPy reference ($threads BLAS threads, $epochs epochs of the 60,000 MNIST images)" >&2
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" \
-  "$py" bench/numpy_reference.py --epochs "$epochs" | tee -a "$out" >&2
-echo "== PyTorch reference ($threads threads, $epochs epochs)" >&2
-env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" \
-  "$py" bench/torch_reference.py --epochs "$epochs" --threads "$threads" | tee -a "$out" >&2
+for round in $(seq "$rounds"); do
+  echo "== round $round of $rounds: scratchnet ($threads threads)" >&2
+  target/release/scratchnet bench --json --threads "$threads" --hidden 256 --cnn 7x1,7x32 --repeats "$epochs" | tee -a "$out" >&2
+  # The machine may pin OpenBLAS to an old core type for safety; unset it here only, for a fair timing.
+  echo "== NumPy reference ($threads BLAS threads, $epochs epochs of the 60,000 MNIST images)" >&2
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" \
+    "$py" bench/numpy_reference.py --epochs "$epochs" | tee -a "$out" >&2
+  echo "== PyTorch reference ($threads threads, $epochs epochs)" >&2
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads" \
+    "$py" bench/torch_reference.py --epochs "$epochs" --threads "$threads" | tee -a "$out" >&2
+done
 echo
 echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; $threads threads"
 "$py" bench/compare.py < "$out"
