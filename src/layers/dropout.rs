@@ -50,6 +50,13 @@ pub fn draw_mask<T: Scalar>(mask: &mut [T], width: usize, noise: &Noise) {
     }
 }
 
+/// Y = X ⊙ m.
+pub fn apply_mask<T: Scalar>(x: &[T], mask: &[T], y: &mut [T]) {
+    for ((o, &v), &m) in y.iter_mut().zip(x).zip(mask) {
+        *o = v * m;
+    }
+}
+
 /// The mask of the last training forward and the masked activations.
 pub struct Dropout<T> {
     mask: Vec<T>,
@@ -77,9 +84,7 @@ impl<T: Scalar> Dropout<T> {
         let mask = &mut self.mask[..x.len()];
         draw_mask(mask, width, noise);
         let out = &mut self.out[..x.len()];
-        for ((o, &v), &m) in out.iter_mut().zip(x).zip(mask.iter()) {
-            *o = v * m;
-        }
+        apply_mask(x, mask, out);
         self.active = true;
         out
     }

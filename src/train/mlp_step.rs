@@ -16,11 +16,12 @@
 //!                     ∂b₁[U_t], ∂W₂[:, U_t]
 //! 4. serial           ∂b₂; update of b₁, W₂, b₂ (H·(C+1) + C values)
 //! ```
-//! Every sum is over samples or inputs in the same order as in the generic step
-//! on a single thread (the products' sums do not depend on how they are cut,
-//! see [`Scalar::gemm_nt`]): the parameters after each step are the same bits
-//! whatever the number of threads, and the same as the generic step's on one
-//! thread (tested).
+//! Every sum runs in an order that does not depend on how the work is split
+//! (the products' sums do not depend on how they are cut, see
+//! [`Scalar::gemm_nt`]): the parameters after each step are the same bits
+//! whatever the number of threads. With ten classes the output layer's sums
+//! also run in the order of its ten-output kernels, so the step gives the same
+//! bits as the generic step on one thread (tested).
 
 use std::ops::Range;
 
@@ -28,7 +29,7 @@ use rayon::prelude::*;
 
 use super::{Batch, Step};
 use crate::layers::dense;
-use crate::layers::dropout::draw_mask;
+use crate::layers::dropout::{apply_mask, draw_mask};
 use crate::layers::softmax_ce::{self, BatchScore};
 use crate::linalg::Scalar;
 use crate::models::Mlp;
@@ -84,7 +85,6 @@ pub(crate) struct MlpStep {
     g_tail: Vec<f32>,
     /// Loss and hits of each block of samples.
     scores: Vec<BatchScore>,
-
     rows: usize,
     dropping: bool,
 }
@@ -122,7 +122,6 @@ impl MlpStep {
             d_logits: vec![0.0; max_batch * c],
             g_tail: vec![0.0; h + c * h + c],
             scores: vec![BatchScore::default(); threads],
-
             rows: 0,
             dropping: false,
         }
@@ -184,9 +183,7 @@ impl Step for MlpStep {
                     }
                     let input: &[f32] = if dropping {
                         draw_mask(mask, hid, &batch.noise(ids));
-                        for ((o, &v), &m) in h_dropped.iter_mut().zip(h.iter()).zip(mask.iter()) {
-                            *o = v * m;
-                        }
+                        apply_mask(h, mask, h_dropped);
                         h_dropped
                     } else {
                         h
