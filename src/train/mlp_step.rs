@@ -345,6 +345,28 @@ mod tests {
     }
 
     #[test]
+    fn other_class_counts_give_the_same_bits_on_any_thread_count_and_the_generic_step_s_values() {
+        let net = Mlp {
+            input: 21,
+            hidden: 9,
+            classes: 13,
+            activation: Activation::Sigmoid,
+            init: Init::Normal,
+            init_std: 0.3,
+        };
+        let opt = Optimizer::default();
+        let (generic, _) = pool(1).install(|| run(&mut Sharded::new(&net, 7), &net, 0.0, &opt));
+        let (one, _) = pool(1).install(|| run(&mut MlpStep::new(net, 7), &net, 0.0, &opt));
+        for threads in [2, 3] {
+            let (got, _) = pool(threads).install(|| run(&mut MlpStep::new(net, 7), &net, 0.0, &opt));
+            assert_eq!(got, one, "{threads} threads");
+        }
+        for (a, b) in one.iter().zip(&generic) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+
+    #[test]
     fn same_bits_as_the_generic_step_on_one_thread_whatever_the_thread_count() {
         let cases = [
             (Activation::Sigmoid, 0.0, Rule::Sgd, 0.0),
