@@ -14,6 +14,17 @@
 //! the calling thread); each element of C is still computed by one thread with the same
 //! summation order, so results do not depend on the number of threads.
 //! [`matmul_naive`] is the reference the tests compare against.
+//!
+//! The dense layer's two products have their own entry points on [`Scalar`],
+//! on strided rows and always on the calling thread:
+//!
+//! ```text
+//! gemm_nt      C[m,n] += A[m,k] · B[n,k]ᵀ       (forward X·Wᵀ)
+//! gemm_tn      C[m,n]  = A[k,m]ᵀ · B[k,n]       (∂W = δᵀ·X)
+//! ```
+//!
+//! For f32 on CPUs with AVX-512 they run the packing-free kernels of
+//! `linalg/avx512.rs`; elsewhere, `matrixmultiply`.
 
 use rayon::prelude::*;
 

@@ -349,7 +349,7 @@ fn update_shards<W: Sync>(
 }
 
 /// `s[at..at + n]`, or an empty slice when `s` is (the moments of a rule that keeps none).
-pub(crate) fn window(s: &mut [f32], at: usize, n: usize) -> &mut [f32] {
+fn window(s: &mut [f32], at: usize, n: usize) -> &mut [f32] {
     if s.is_empty() { s } else { &mut s[at..at + n] }
 }
 
