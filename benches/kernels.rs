@@ -143,11 +143,11 @@ fn conv(c: &mut Criterion) {
             (2 * batch * filters * 49 * conv.positions()) as u64,
         ));
         g.bench_function(
-            format!("forward K7 F{filters} B{batch} ({:?})", conv.strategy()),
+            format!("forward K7 F{filters} B{batch} ({:?})", conv.strategy::<f32>()),
             |bench| bench.iter(|| conv.forward(batch, &x, &w, None, &mut scratch, &mut z)),
         );
         g.bench_function(
-            format!("backward dW K7 F{filters} B{batch} ({:?})", conv.strategy()),
+            format!("backward dW K7 F{filters} B{batch} ({:?})", conv.strategy::<f32>()),
             |bench| bench.iter(|| conv.backward(batch, &x, &w, &d_z, &mut scratch, &mut d_w, None, None)),
         );
     }

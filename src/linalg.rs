@@ -28,7 +28,8 @@
 
 use rayon::prelude::*;
 
-use crate::layers::dense_narrow;
+use crate::layers::conv2d::Conv2d;
+use crate::layers::{conv_wide, dense_narrow};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -80,6 +81,22 @@ pub trait Scalar:
     /// Σ aᵢ·bᵢ, summed in eight interleaved partial sums (a fixed order).
     fn dot(a: &[Self], b: &[Self]) -> Self {
         dot_generic(a, b)
+    }
+
+    /// Whether [`Scalar::conv_wide_forward`] and [`Scalar::conv_wide_d_weight`]
+    /// have fast kernels on this CPU (then the convolution uses them for every shape).
+    fn conv_wide_fast() -> bool {
+        false
+    }
+
+    /// A convolution's output maps in the wide layout ([`conv_wide`]).
+    fn conv_wide_forward(c: &Conv2d, img: &[Self], w: &[Self], out: &mut [Self]) {
+        conv_wide::forward_portable(c, img, w, out)
+    }
+
+    /// A convolution's ∂W partial sums in 16 lanes ([`conv_wide`]).
+    fn conv_wide_d_weight(c: &Conv2d, img: &[Self], delta: &[Self], lanes: &mut [Self]) {
+        conv_wide::d_weight_portable(c, img, delta, lanes)
     }
 
     /// Y += X·Wᵀ for a dense layer with ten outputs ([`dense_narrow`]).
@@ -318,6 +335,32 @@ impl Scalar for f32 {
             return unsafe { avx2::dot(a, b) };
         }
         dot_generic(a, b)
+    }
+
+    fn conv_wide_fast() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            return true;
+        }
+        false
+    }
+
+    fn conv_wide_forward(c: &Conv2d, img: &[f32], w: &[f32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512F.
+            return unsafe { conv_wide::avx512::forward(c, img, w, out) };
+        }
+        conv_wide::forward_portable(c, img, w, out)
+    }
+
+    fn conv_wide_d_weight(c: &Conv2d, img: &[f32], delta: &[f32], lanes: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512F.
+            return unsafe { conv_wide::avx512::d_weight(c, img, delta, lanes) };
+        }
+        conv_wide::d_weight_portable(c, img, delta, lanes)
     }
 
     fn narrow_forward(batch: usize, x: &[f32], w: &[f32], y: &mut [f32]) {

@@ -10,7 +10,10 @@
 //!          ∂L/∂b = Σ_b Σ_pos δ[b]
 //!          ∂L/∂P[b] = δ[b]ᵀ · W,  ∂L/∂x[b] = col2im(∂L/∂P[b])           (scatter-add of each patch)
 //! ```
-//! Two strategies compute exactly these sums, chosen by shape ([`Strategy`]):
+//! Three strategies compute exactly these sums, chosen by type, CPU and shape ([`Strategy`]):
+//! - `Wide`: where `T` has fast kernels for it (f32 with AVX-512), every shape, by the
+//!   register-blocked direct kernels of [`super::conv_wide`], which read the image
+//!   where it lies;
 //! - `Im2col`: the patch matrix P[b] of one sample (≈ 95 KB for K=7, so it stays in
 //!   cache) and matrix products through `linalg`;
 //! - `Direct`: for few filters, where a product with F rows cannot amortise building
@@ -25,6 +28,7 @@
 
 use rayon::prelude::*;
 
+use super::conv_wide;
 use crate::linalg::{Scalar, matmul, matmul_a_bt, matmul_at_b};
 
 /// Sizes of a convolution layer.
@@ -41,11 +45,12 @@ pub struct Conv2d {
 /// How the convolution sums are evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Strategy {
+    Wide,
     Im2col,
     Direct,
 }
 
-/// Filter counts up to this use [`Strategy::Direct`].
+/// Without `Wide` kernels, filter counts up to this use [`Strategy::Direct`].
 pub const DIRECT_MAX_FILTERS: usize = 4;
 
 /// Per-chunk scratch space, sized once.
@@ -55,10 +60,14 @@ pub struct ConvScratch<T> {
 
 struct ChunkScratch<T> {
     /// Im2col: P[b] of the sample being processed, `[OS², K²]`;
-    /// Direct: one filter's output or gradient laid out wide, `(OS − 1)·S + OS`.
+    /// Direct: one filter's output or gradient laid out wide, `(OS − 1)·S + OS`;
+    /// Wide: all F output maps of a sample laid out wide.
     cols: Vec<T>,
-    /// ∂L/∂P[b], `[OS², K²]`.
+    /// Im2col: ∂L/∂P[b], `[OS², K²]`; Wide: δ of a sample laid out wide, zero
+    /// in the unused columns (only the used ones are ever written).
     d_cols: Vec<T>,
+    /// Wide: the ∂L/∂W partial sums in 16 lanes, `[F, K², 16]`.
+    lanes: Vec<T>,
     /// This chunk's share of ∂L/∂W and ∂L/∂b.
     d_w: Vec<T>,
     d_b: Vec<T>,
@@ -85,9 +94,11 @@ impl Conv2d {
         self.filters * self.positions()
     }
 
-    /// The strategy used for this shape.
-    pub fn strategy(&self) -> Strategy {
-        if self.filters <= DIRECT_MAX_FILTERS {
+    /// The strategy used for this shape and element type.
+    pub fn strategy<T: Scalar>(&self) -> Strategy {
+        if T::conv_wide_fast() {
+            Strategy::Wide
+        } else if self.filters <= DIRECT_MAX_FILTERS {
             Strategy::Direct
         } else {
             Strategy::Im2col
@@ -97,16 +108,19 @@ impl Conv2d {
     /// Scratch for batches of up to `max_batch` samples, one chunk per thread.
     pub fn scratch<T: Scalar>(&self, max_batch: usize) -> ConvScratch<T> {
         let chunks = rayon::current_num_threads().clamp(1, max_batch.max(1));
-        // Im2col: one sample's patch matrix; Direct: one wide output row-block.
-        let cols = match self.strategy() {
-            Strategy::Im2col => self.positions() * self.patch(),
-            Strategy::Direct => self.wide_len(),
+        let wide = self.filters * self.wide_len();
+        // Im2col: one sample's patch matrix; Direct: one wide output map.
+        let (cols, d_cols, lanes) = match self.strategy::<T>() {
+            Strategy::Wide => (wide, wide, self.filters * self.patch() * conv_wide::LANES),
+            Strategy::Im2col => (self.positions() * self.patch(), 0, 0),
+            Strategy::Direct => (self.wide_len(), 0, 0),
         };
         ConvScratch {
             chunks: (0..chunks)
                 .map(|_| ChunkScratch {
                     cols: vec![T::zero(); cols],
-                    d_cols: Vec::new(),
+                    d_cols: vec![T::zero(); d_cols],
+                    lanes: vec![T::zero(); lanes],
                     d_w: vec![T::zero(); self.filters * self.patch()],
                     d_b: vec![T::zero(); self.filters],
                 })
@@ -160,7 +174,21 @@ impl Conv2d {
     fn forward_one<T: Scalar>(&self, img: &[T], w: &[T], bias: Option<&[T]>, cols: &mut [T], zb: &mut [T]) {
         let (p, kk) = (self.positions(), self.patch());
         let bias_of = |f: usize| bias.map_or(T::zero(), |b| b[f]);
-        match self.strategy() {
+        let (s, os) = (self.side, self.out_side());
+        match self.strategy::<T>() {
+            Strategy::Wide => {
+                let len = self.wide_len();
+                let wide = &mut cols[..self.filters * len];
+                T::conv_wide_forward(self, img, w, wide);
+                for (f, (zf, wf)) in zb.chunks_exact_mut(p).zip(wide.chunks_exact(len)).enumerate() {
+                    let b = bias_of(f);
+                    for (out, row) in zf.chunks_exact_mut(os).zip(wf.chunks(s)) {
+                        for (o, &v) in out.iter_mut().zip(row) {
+                            *o = v + b;
+                        }
+                    }
+                }
+            }
             Strategy::Im2col => {
                 for (f, zf) in zb.chunks_exact_mut(p).enumerate() {
                     zf.fill(bias_of(f));
@@ -172,7 +200,7 @@ impl Conv2d {
                 // `wide` holds OS rows of S values (the last S − OS of each row are
                 // unused), so that for each (ky, kx) the pixels it multiplies are one
                 // contiguous run of the image: z_wide += W[f,ky,kx] · img[ky·S + kx ..].
-                let (s, k, os) = (self.side, self.kernel, self.out_side());
+                let k = self.kernel;
                 let len = self.wide_len();
                 let wide = &mut cols[..len];
                 for (f, zf) in zb.chunks_exact_mut(p).enumerate() {
@@ -192,7 +220,7 @@ impl Conv2d {
     }
 
     /// Length of a wide row-major output: (OS − 1)·S + OS.
-    fn wide_len(&self) -> usize {
+    pub fn wide_len(&self) -> usize {
         (self.out_side() - 1) * self.side + self.out_side()
     }
 
@@ -212,17 +240,23 @@ impl Conv2d {
         let (ss, out) = (self.side * self.side, self.out_len());
         let per = Self::chunk_len(batch, scratch.chunks.len());
         let used = batch.div_ceil(per);
-        let im2col_dx = d_x.is_some() && self.strategy() == Strategy::Im2col;
+        let strategy = self.strategy::<T>();
+        let with_bias = d_b.is_some();
+        let im2col_dx = d_x.is_some() && strategy == Strategy::Im2col;
         // One chunk of samples: its share of ∂L/∂W and ∂L/∂b, and its rows of ∂L/∂x.
         let chunk = |xc: &[T], dzc: &[T], mut dxc: Option<&mut [T]>, sc: &mut ChunkScratch<T>| {
             sc.d_w.fill(T::zero());
             sc.d_b.fill(T::zero());
+            sc.lanes.fill(T::zero());
             if im2col_dx && sc.d_cols.len() < self.positions() * self.patch() {
                 sc.d_cols.resize(self.positions() * self.patch(), T::zero());
             }
             for (i, (img, dzb)) in xc.chunks_exact(ss).zip(dzc.chunks_exact(out)).enumerate() {
                 let dxb = dxc.as_deref_mut().map(|d| &mut d[i * ss..(i + 1) * ss]);
-                self.backward_one(img, w, dzb, sc, dxb);
+                self.backward_one(img, w, dzb, sc, with_bias, dxb);
+            }
+            if strategy == Strategy::Wide {
+                conv_wide::reduce_lanes(&sc.lanes, &mut sc.d_w);
             }
         };
         let inputs = x[..batch * ss]
@@ -256,13 +290,36 @@ impl Conv2d {
         w: &[T],
         dzb: &[T],
         sc: &mut ChunkScratch<T>,
+        with_bias: bool,
         d_x: Option<&mut [T]>,
     ) {
         let (p, kk) = (self.positions(), self.patch());
-        for (f, df) in dzb.chunks_exact(p).enumerate() {
-            sc.d_b[f] += df.iter().copied().sum::<T>();
+        if with_bias {
+            for (f, df) in dzb.chunks_exact(p).enumerate() {
+                sc.d_b[f] += lane_sum(df);
+            }
         }
-        match self.strategy() {
+        let (s, os, len) = (self.side, self.out_side(), self.wide_len());
+        let mut d_x = d_x;
+        if let Some(d_x) = d_x.as_deref_mut() {
+            d_x.fill(T::zero());
+        }
+        match self.strategy::<T>() {
+            Strategy::Wide => {
+                // δ laid out wide; its unused columns were zeroed with the scratch.
+                let wide = &mut sc.d_cols[..self.filters * len];
+                for (df, wf) in dzb.chunks_exact(p).zip(wide.chunks_exact_mut(len)) {
+                    for (drow, row) in df.chunks_exact(os).zip(wf.chunks_mut(s)) {
+                        row[..os].copy_from_slice(drow);
+                    }
+                }
+                T::conv_wide_d_weight(self, img, wide, &mut sc.lanes);
+                if let Some(d_x) = d_x {
+                    for (wf, df) in w.chunks_exact(kk).zip(wide.chunks_exact(len)) {
+                        self.add_wide_d_x(wf, df, d_x);
+                    }
+                }
+            }
             Strategy::Im2col => {
                 self.im2col(img, &mut sc.cols);
                 matmul(self.filters, p, kk, dzb, &sc.cols, T::one(), &mut sc.d_w);
@@ -274,12 +331,7 @@ impl Conv2d {
             Strategy::Direct => {
                 // δ laid out wide (zeros in the unused columns), as in forward:
                 // ∂W[f,ky,kx] = δ_wide · img[ky·S + kx ..],  ∂x[ky·S + kx ..] += W[f,ky,kx] · δ_wide.
-                let (s, k, os) = (self.side, self.kernel, self.out_side());
-                let len = self.wide_len();
-                let mut d_x = d_x;
-                if let Some(d_x) = d_x.as_deref_mut() {
-                    d_x.fill(T::zero());
-                }
+                let k = self.kernel;
                 let wide = &mut sc.cols[..len];
                 for (f, df) in dzb.chunks_exact(p).enumerate() {
                     wide.fill(T::zero());
@@ -290,12 +342,23 @@ impl Conv2d {
                         for kx in 0..k {
                             let start = ky * s + kx;
                             sc.d_w[f * kk + ky * k + kx] += T::dot(wide, &img[start..start + len]);
-                            if let Some(d_x) = d_x.as_deref_mut() {
-                                T::axpy(&mut d_x[start..start + len], w[f * kk + ky * k + kx], wide);
-                            }
                         }
                     }
+                    if let Some(d_x) = d_x.as_deref_mut() {
+                        self.add_wide_d_x(&w[f * kk..(f + 1) * kk], wide, d_x);
+                    }
                 }
+            }
+        }
+    }
+
+    /// ∂x[o_t ..] += W[f, t]·δ_wide[f] for every tap t of one filter.
+    fn add_wide_d_x<T: Scalar>(&self, w_f: &[T], wide: &[T], d_x: &mut [T]) {
+        let (s, k, len) = (self.side, self.kernel, self.wide_len());
+        for ky in 0..k {
+            for kx in 0..k {
+                let start = ky * s + kx;
+                T::axpy(&mut d_x[start..start + len], w_f[ky * k + kx], &wide[..len]);
             }
         }
     }
@@ -316,6 +379,22 @@ impl Conv2d {
             }
         }
     }
+}
+
+/// Σ v in 16 interleaved partial sums, then the partial sums in order: a fixed
+/// order that vectorises (a plain left-to-right sum is one long dependency chain).
+fn lane_sum<T: Scalar>(v: &[T]) -> T {
+    let mut acc = [T::zero(); conv_wide::LANES];
+    let mut chunks = v.chunks_exact(conv_wide::LANES);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    for (a, &x) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += x;
+    }
+    acc.iter().fold(T::zero(), |s, &a| s + a)
 }
 
 /// Reference forward by direct loops: z[b,f,oy,ox] = b_f + Σ_{ky,kx} W[f,ky,kx]·x[b,oy+ky,ox+kx].
@@ -379,25 +458,25 @@ mod tests {
     use crate::gradcheck::{TOLERANCE, max_relative_error, numeric_gradient, random_vec};
     use crate::rng::Rng;
 
-    fn check_against_naive(c: &Conv2d, batch: usize, rng: &mut Rng) {
+    fn check_against_naive<T: Scalar>(c: &Conv2d, batch: usize, rng: &mut Rng) {
         let (filters, kernel) = (c.filters, c.kernel);
-        let x: Vec<f32> = random_vec(batch * c.side * c.side, rng);
-        let w: Vec<f32> = random_vec(filters * kernel * kernel, rng);
-        let bias: Vec<f32> = random_vec(filters, rng);
+        let x: Vec<T> = random_vec(batch * c.side * c.side, rng);
+        let w: Vec<T> = random_vec(filters * kernel * kernel, rng);
+        let bias: Vec<T> = random_vec(filters, rng);
         let mut scratch = c.scratch(batch);
-        let mut z = vec![0.0; batch * c.out_len()];
+        let mut z = vec![T::zero(); batch * c.out_len()];
         c.forward(batch, &x, &w, Some(&bias), &mut scratch, &mut z);
-        let mut want = vec![0.0; z.len()];
+        let mut want = vec![T::zero(); z.len()];
         naive_forward(c, batch, &x, &w, Some(&bias), &mut want);
+        let strategy = c.strategy::<T>();
         // Sums of K² ≤ 121 products of N(0,1) values in f32.
-        for (a, b) in z.iter().zip(&want) {
-            assert!(
-                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
-                "{c:?} B={batch}: {a} vs {b}"
-            );
+        let close = |a: T, b: T, tol: f64| (a - b).abs() < T::of(tol) * (T::one() + b.abs());
+        for (&a, &b) in z.iter().zip(&want) {
+            assert!(close(a, b, 1e-4), "{c:?} {strategy:?} B={batch}: {a:?} vs {b:?}");
         }
-        let d_z: Vec<f32> = random_vec(z.len(), rng);
-        let (mut d_w, mut d_b, mut d_x) = (vec![0.0; w.len()], vec![0.0; filters], vec![0.0; x.len()]);
+        let d_z: Vec<T> = random_vec(z.len(), rng);
+        let zeros = |n| vec![T::zero(); n];
+        let (mut d_w, mut d_b, mut d_x) = (zeros(w.len()), zeros(filters), zeros(x.len()));
         c.backward(
             batch,
             &x,
@@ -408,62 +487,47 @@ mod tests {
             Some(&mut d_b),
             Some(&mut d_x),
         );
-        let (mut w_w, mut w_b, mut w_x) = (vec![0.0; w.len()], vec![0.0; filters], vec![0.0; x.len()]);
+        let (mut w_w, mut w_b, mut w_x) = (zeros(w.len()), zeros(filters), zeros(x.len()));
         naive_backward(c, batch, &x, &w, &d_z, &mut w_w, &mut w_b, &mut w_x);
         // ∂L/∂W sums B·OS² products (up to 128·676): tolerance relative to that scale.
-        let scale = ((batch * c.positions()) as f32).sqrt();
-        for (a, b) in d_w.iter().zip(&w_w).chain(d_b.iter().zip(&w_b)) {
-            assert!(
-                (a - b).abs() < 2e-5 * scale * (1.0 + b.abs()),
-                "dW {c:?} B={batch}: {a} vs {b}"
-            );
+        let scale = ((batch * c.positions()) as f64).sqrt();
+        for (&a, &b) in d_w.iter().zip(&w_w).chain(d_b.iter().zip(&w_b)) {
+            assert!(close(a, b, 2e-5 * scale), "dW {c:?} {strategy:?} B={batch}: {a:?} vs {b:?}");
         }
-        for (a, b) in d_x.iter().zip(&w_x) {
-            assert!(
-                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
-                "dx {c:?} B={batch}: {a} vs {b}"
-            );
+        for (&a, &b) in d_x.iter().zip(&w_x) {
+            assert!(close(a, b, 1e-4), "dx {c:?} {strategy:?} B={batch}: {a:?} vs {b:?}");
         }
     }
 
-    /// Both strategies against the direct loops, f32, on every kernel size of the
-    /// report, filter counts on both sides of the strategy switch, batch sizes 1, odd and 128.
+    /// Every strategy against the direct loops: f32 (the `Wide` kernels where the
+    /// CPU has them) and f64 (`Direct` and `Im2col`), on every kernel size of the
+    /// report, filter counts on both sides of the `Direct`/`Im2col` switch, batch
+    /// sizes 1, odd and 128.
     #[test]
     fn fast_paths_match_naive_on_all_report_shapes() {
         let mut rng = Rng::new(21, 0);
         for kernel in 3..=11 {
             for filters in [1, 3, 8] {
+                let c = Conv2d {
+                    side: 28,
+                    kernel,
+                    filters,
+                };
                 for batch in [1, 7, 128] {
-                    check_against_naive(
-                        &Conv2d {
-                            side: 28,
-                            kernel,
-                            filters,
-                        },
-                        batch,
-                        &mut rng,
-                    );
+                    check_against_naive::<f32>(&c, batch, &mut rng);
                 }
+                check_against_naive::<f64>(&c, 7, &mut rng);
             }
         }
-        assert_eq!(
-            Conv2d {
-                side: 28,
-                kernel: 7,
-                filters: 1
-            }
-            .strategy(),
-            Strategy::Direct
-        );
-        assert_eq!(
-            Conv2d {
-                side: 28,
-                kernel: 7,
-                filters: 8
-            }
-            .strategy(),
-            Strategy::Im2col
-        );
+        let shape = |filters| Conv2d {
+            side: 28,
+            kernel: 7,
+            filters,
+        };
+        assert_eq!(shape(1).strategy::<f64>(), Strategy::Direct);
+        assert_eq!(shape(8).strategy::<f64>(), Strategy::Im2col);
+        let f32_wide = if f32::conv_wide_fast() { Strategy::Wide } else { Strategy::Im2col };
+        assert_eq!(shape(8).strategy::<f32>(), f32_wide);
     }
 
     #[test]

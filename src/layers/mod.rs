@@ -2,6 +2,7 @@
 //! with the maths and tensor shapes in its module documentation.
 
 pub mod conv2d;
+pub mod conv_wide;
 pub mod dense;
 pub mod dense_narrow;
 pub mod dropout;
