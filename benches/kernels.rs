@@ -147,7 +147,10 @@ fn conv(c: &mut Criterion) {
             |bench| bench.iter(|| conv.forward(batch, &x, &w, None, &mut scratch, &mut z)),
         );
         g.bench_function(
-            format!("backward dW K7 F{filters} B{batch} ({:?})", conv.strategy::<f32>()),
+            format!(
+                "backward dW K7 F{filters} B{batch} ({:?})",
+                conv.strategy::<f32>()
+            ),
             |bench| bench.iter(|| conv.backward(batch, &x, &w, &d_z, &mut scratch, &mut d_w, None, None)),
         );
     }

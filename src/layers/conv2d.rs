@@ -492,10 +492,16 @@ mod tests {
         // ∂L/∂W sums B·OS² products (up to 128·676): tolerance relative to that scale.
         let scale = ((batch * c.positions()) as f64).sqrt();
         for (&a, &b) in d_w.iter().zip(&w_w).chain(d_b.iter().zip(&w_b)) {
-            assert!(close(a, b, 2e-5 * scale), "dW {c:?} {strategy:?} B={batch}: {a:?} vs {b:?}");
+            assert!(
+                close(a, b, 2e-5 * scale),
+                "dW {c:?} {strategy:?} B={batch}: {a:?} vs {b:?}"
+            );
         }
         for (&a, &b) in d_x.iter().zip(&w_x) {
-            assert!(close(a, b, 1e-4), "dx {c:?} {strategy:?} B={batch}: {a:?} vs {b:?}");
+            assert!(
+                close(a, b, 1e-4),
+                "dx {c:?} {strategy:?} B={batch}: {a:?} vs {b:?}"
+            );
         }
     }
 
@@ -526,7 +532,11 @@ mod tests {
         };
         assert_eq!(shape(1).strategy::<f64>(), Strategy::Direct);
         assert_eq!(shape(8).strategy::<f64>(), Strategy::Im2col);
-        let f32_wide = if f32::conv_wide_fast() { Strategy::Wide } else { Strategy::Im2col };
+        let f32_wide = if f32::conv_wide_fast() {
+            Strategy::Wide
+        } else {
+            Strategy::Im2col
+        };
         assert_eq!(shape(8).strategy::<f32>(), f32_wide);
     }
 

@@ -94,7 +94,11 @@ pub(crate) mod avx512 {
     use super::{Conv2d, LANES, check};
 
     fn tail_mask(n: usize) -> __mmask16 {
-        if n >= LANES { 0xffff } else { ((1u32 << n) - 1) as __mmask16 }
+        if n >= LANES {
+            0xffff
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        }
     }
 
     /// [`super::forward_portable`] with fused multiply-adds.
@@ -280,8 +284,19 @@ mod tests {
     #[test]
     fn kernels_match_direct_sums() {
         let mut rng = Rng::new(31, 0);
-        for (side, kernel, filters) in [(28, 7, 1), (28, 7, 32), (28, 3, 2), (28, 11, 5), (9, 4, 3), (5, 5, 4)] {
-            let c = Conv2d { side, kernel, filters };
+        for (side, kernel, filters) in [
+            (28, 7, 1),
+            (28, 7, 32),
+            (28, 3, 2),
+            (28, 11, 5),
+            (9, 4, 3),
+            (5, 5, 4),
+        ] {
+            let c = Conv2d {
+                side,
+                kernel,
+                filters,
+            };
             let (l, kk) = (c.wide_len(), c.patch());
             let img: Vec<f32> = random_vec(side * side, &mut rng);
             let w: Vec<f32> = random_vec(filters * kk, &mut rng);
@@ -319,7 +334,10 @@ mod tests {
                     for lanes in [&lanes, &lanes_portable] {
                         let mut got = [0.0f32];
                         reduce_lanes(&lanes[i..i + LANES], &mut got);
-                        assert!((got[0] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{c:?} f{f} t{t}");
+                        assert!(
+                            (got[0] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "{c:?} f{f} t{t}"
+                        );
                     }
                 }
             }
@@ -328,7 +346,11 @@ mod tests {
 
     #[test]
     fn short_slices_are_refused() {
-        let c = Conv2d { side: 8, kernel: 3, filters: 2 };
+        let c = Conv2d {
+            side: 8,
+            kernel: 3,
+            filters: 2,
+        };
         let img = vec![0.0f32; 63];
         let r = std::panic::catch_unwind(|| {
             let mut out = vec![0.0f32; 2 * c.wide_len()];
