@@ -135,7 +135,7 @@ fn conv(c: &mut Criterion) {
         };
         let x = random(batch * 784, 4);
         let w = random(filters * 49, 5);
-        let d_z = random(batch * conv.out_len(), 6);
+        let mut d_z = random(batch * conv.out_len(), 6);
         let mut scratch = conv.scratch::<f32>(batch);
         let mut z = vec![0.0; batch * conv.out_len()];
         let mut d_w = vec![0.0; w.len()];
@@ -144,14 +144,17 @@ fn conv(c: &mut Criterion) {
         ));
         g.bench_function(
             format!("forward K7 F{filters} B{batch} ({:?})", conv.strategy::<f32>()),
-            |bench| bench.iter(|| conv.forward(batch, &x, &w, None, &mut scratch, &mut z)),
+            |bench| bench.iter(|| conv.forward(batch, &x, &w, None, false, &mut scratch, &mut z)),
         );
         g.bench_function(
             format!(
                 "backward dW K7 F{filters} B{batch} ({:?})",
                 conv.strategy::<f32>()
             ),
-            |bench| bench.iter(|| conv.backward(batch, &x, &w, &d_z, &mut scratch, &mut d_w, None, None)),
+            |bench| {
+                bench
+                    .iter(|| conv.backward(batch, &x, &w, None, &mut d_z, &mut scratch, &mut d_w, None, None))
+            },
         );
     }
     g.finish();

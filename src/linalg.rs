@@ -365,6 +365,11 @@ impl Scalar for f32 {
 
     fn narrow_forward(batch: usize, x: &[f32], w: &[f32], y: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512F.
+            return unsafe { dense_narrow::avx512::forward(batch, x, w, y) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if avx2::available() {
             // SAFETY: the CPU supports AVX2.
             return unsafe { dense_narrow::avx2::forward(batch, x, w, y) };
@@ -374,6 +379,11 @@ impl Scalar for f32 {
 
     fn narrow_d_weight(batch: usize, x: &[f32], d_y: &[f32], d_w: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512F.
+            return unsafe { dense_narrow::avx512::d_weight(batch, x, d_y, d_w) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if avx2::available() {
             // SAFETY: the CPU supports AVX2.
             return unsafe { dense_narrow::avx2::d_weight(batch, x, d_y, d_w) };
@@ -382,6 +392,11 @@ impl Scalar for f32 {
     }
 
     fn narrow_d_input(batch: usize, d_y: &[f32], w: &[f32], d_x: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512F.
+            return unsafe { dense_narrow::avx512::d_input(batch, d_y, w, d_x) };
+        }
         #[cfg(target_arch = "x86_64")]
         if avx2::available() {
             // SAFETY: the CPU supports AVX2.

@@ -28,7 +28,7 @@
 
 use rayon::prelude::*;
 
-use super::conv_wide;
+use super::{conv_wide, relu};
 use crate::linalg::{Scalar, matmul, matmul_a_bt, matmul_at_b};
 
 /// Sizes of a convolution layer.
@@ -148,13 +148,17 @@ impl Conv2d {
         }
     }
 
-    /// z = conv(x) (+ b): `x` is `[B, S·S]`, `z` is `[B, F·OS²]`.
+    /// z = conv(x) (+ b): `x` is `[B, S·S]`, `z` is `[B, F·OS²]`. With `relu`,
+    /// z is then replaced by h = max(z, 0) ([`relu::forward`]) sample by sample,
+    /// while each sample's output is still in cache.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward<T: Scalar>(
         &self,
         batch: usize,
         x: &[T],
         w: &[T],
         bias: Option<&[T]>,
+        relu: bool,
         scratch: &mut ConvScratch<T>,
         z: &mut [T],
     ) {
@@ -167,6 +171,9 @@ impl Conv2d {
             .for_each(|((zc, xc), sc)| {
                 for (zb, img) in zc.chunks_exact_mut(out).zip(xc.chunks_exact(ss)) {
                     self.forward_one(img, w, bias, &mut sc.cols, zb);
+                    if relu {
+                        relu::forward(zb);
+                    }
                 }
             });
     }
@@ -225,13 +232,17 @@ impl Conv2d {
     }
 
     /// From δ = ∂L/∂z `[B, F·OS²]`: writes ∂L/∂W, ∂L/∂b (if any) and ∂L/∂x (if asked).
+    /// With `relu_h` = h = max(z, 0), `d_z` holds ∂L/∂h on entry and is turned
+    /// into ∂L/∂z = ∂L/∂h ⊙ 1[h > 0] ([`relu::backward`]) sample by sample, just
+    /// before each sample's sums read it.
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Scalar>(
         &self,
         batch: usize,
         x: &[T],
         w: &[T],
-        d_z: &[T],
+        relu_h: Option<&[T]>,
+        d_z: &mut [T],
         scratch: &mut ConvScratch<T>,
         d_w: &mut [T],
         d_b: Option<&mut [T]>,
@@ -244,14 +255,20 @@ impl Conv2d {
         let with_bias = d_b.is_some();
         let im2col_dx = d_x.is_some() && strategy == Strategy::Im2col;
         // One chunk of samples: its share of ∂L/∂W and ∂L/∂b, and its rows of ∂L/∂x.
-        let chunk = |xc: &[T], dzc: &[T], mut dxc: Option<&mut [T]>, sc: &mut ChunkScratch<T>| {
+        let chunk = |(xc, hc): (&[T], Option<&[T]>),
+                     dzc: &mut [T],
+                     mut dxc: Option<&mut [T]>,
+                     sc: &mut ChunkScratch<T>| {
             sc.d_w.fill(T::zero());
             sc.d_b.fill(T::zero());
             sc.lanes.fill(T::zero());
             if im2col_dx && sc.d_cols.len() < self.positions() * self.patch() {
                 sc.d_cols.resize(self.positions() * self.patch(), T::zero());
             }
-            for (i, (img, dzb)) in xc.chunks_exact(ss).zip(dzc.chunks_exact(out)).enumerate() {
+            for (i, (img, dzb)) in xc.chunks_exact(ss).zip(dzc.chunks_exact_mut(out)).enumerate() {
+                if let Some(h) = hc {
+                    relu::backward(&h[i * out..(i + 1) * out], dzb);
+                }
                 let dxb = dxc.as_deref_mut().map(|d| &mut d[i * ss..(i + 1) * ss]);
                 self.backward_one(img, w, dzb, sc, with_bias, dxb);
             }
@@ -259,17 +276,21 @@ impl Conv2d {
                 conv_wide::reduce_lanes(&sc.lanes, &mut sc.d_w);
             }
         };
+        let hs = (0..used)
+            .into_par_iter()
+            .map(|i| relu_h.map(|h| &h[i * per * out..((i + 1) * per).min(batch) * out]));
         let inputs = x[..batch * ss]
             .par_chunks(per * ss)
-            .zip(d_z[..batch * out].par_chunks(per * out));
+            .zip(hs)
+            .zip(d_z[..batch * out].par_chunks_mut(per * out));
         match d_x {
             Some(d_x) => inputs
                 .zip(d_x[..batch * ss].par_chunks_mut(per * ss))
                 .zip(scratch.chunks.par_iter_mut())
-                .for_each(|(((xc, dzc), dxc), sc)| chunk(xc, dzc, Some(dxc), sc)),
+                .for_each(|(((xh, dzc), dxc), sc)| chunk(xh, dzc, Some(dxc), sc)),
             None => inputs
                 .zip(scratch.chunks.par_iter_mut())
-                .for_each(|((xc, dzc), sc)| chunk(xc, dzc, None, sc)),
+                .for_each(|((xh, dzc), sc)| chunk(xh, dzc, None, sc)),
         }
         // Add the chunks' partial sums in chunk order.
         d_w.fill(T::zero());
@@ -465,7 +486,7 @@ mod tests {
         let bias: Vec<T> = random_vec(filters, rng);
         let mut scratch = c.scratch(batch);
         let mut z = vec![T::zero(); batch * c.out_len()];
-        c.forward(batch, &x, &w, Some(&bias), &mut scratch, &mut z);
+        c.forward(batch, &x, &w, Some(&bias), false, &mut scratch, &mut z);
         let mut want = vec![T::zero(); z.len()];
         naive_forward(c, batch, &x, &w, Some(&bias), &mut want);
         let strategy = c.strategy::<T>();
@@ -481,7 +502,8 @@ mod tests {
             batch,
             &x,
             &w,
-            &d_z,
+            None,
+            &mut d_z.clone(),
             &mut scratch,
             &mut d_w,
             Some(&mut d_b),
@@ -553,9 +575,10 @@ mod tests {
         let run = || {
             let mut scratch = c.scratch(9);
             let mut z = vec![0.0; 9 * c.out_len()];
-            c.forward(9, &x, &w, None, &mut scratch, &mut z);
+            c.forward(9, &x, &w, None, true, &mut scratch, &mut z);
             let mut d_w = vec![0.0; w.len()];
-            c.backward(9, &x, &w, &z, &mut scratch, &mut d_w, None, None);
+            let mut d_z = z.clone();
+            c.backward(9, &x, &w, Some(&z), &mut d_z, &mut scratch, &mut d_w, None, None);
             (z, d_w)
         };
         assert_eq!(run(), run());
@@ -581,7 +604,7 @@ mod tests {
         let r: Vec<f64> = random_vec(batch * c.out_len(), &mut rng);
         let loss = |x: &[f64], w: &[f64], b: &[f64]| {
             let mut z = vec![0.0; r.len()];
-            c.forward(batch, x, w, Some(b), &mut c.scratch(batch), &mut z);
+            c.forward(batch, x, w, Some(b), false, &mut c.scratch(batch), &mut z);
             z.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
         };
         let (mut d_w, mut d_b, mut d_x) = (vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; x.len()]);
@@ -589,7 +612,8 @@ mod tests {
             batch,
             &x,
             &w,
-            &r,
+            None,
+            &mut r.clone(),
             &mut c.scratch(batch),
             &mut d_w,
             Some(&mut d_b),

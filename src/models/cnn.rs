@@ -11,7 +11,7 @@
 //!   logits = h·W_fcᵀ + b_fc                    W_fc [10, F·OS²], b_fc [10]
 //! backward (δ_fc = ∂L/∂logits = ŷ − y, averaged over the batch by default)
 //!   ∂L/∂W_fc = δ_fcᵀ·h, ∂L/∂b_fc = Σ_b δ_fc, ∂L/∂h = δ_fc·W_fc     layers::dense
-//!   δ_conv = ∂L/∂h ⊙ 1[z > 0]                                     layers::relu
+//!   δ_conv = ∂L/∂h ⊙ 1[z > 0]                  layers::relu, inside conv's passes
 //!   ∂L/∂W_conv = Σ_b δ_conv[b]·P[b]  (+ ∂L/∂b_conv = Σ δ_conv)    layers::conv2d
 //! ```
 //! When training with dropout (layers::dropout), the dense layer reads the
@@ -23,9 +23,9 @@
 use super::{Network, Noise};
 use crate::init::{Init, fill};
 use crate::layers::conv2d::{Conv2d, ConvScratch};
+use crate::layers::dense;
 use crate::layers::dropout::Dropout;
 use crate::layers::maxpool::MaxPool;
-use crate::layers::{dense, relu};
 use crate::linalg::Scalar;
 use crate::params::{Layout, TensorSpec, split, split_mut};
 use crate::rng::Rng;
@@ -161,8 +161,7 @@ impl<T: Scalar> Network<T> for Cnn {
         let h = &mut ws.h[..batch * c.out_len()];
         let logits = &mut ws.logits[..batch * self.classes];
         let bias = if self.conv_bias { Some(b_conv) } else { None };
-        c.forward(batch, x, w_conv, bias, &mut ws.conv, h);
-        relu::forward(h);
+        c.forward(batch, x, w_conv, bias, true, &mut ws.conv, h);
         let features: &[T] = match &self.pool {
             Some(pool) => {
                 let pooled = &mut ws.pooled[..batch * pool.out_len()];
@@ -212,10 +211,19 @@ impl<T: Scalar> Network<T> for Cnn {
                 ws.dropout.backward(d_h);
             }
         }
-        relu::backward(h, d_h);
         let d_bias = if self.conv_bias { Some(d_b_conv) } else { None };
-        // The input needs no gradient.
-        c.backward(batch, x, w_conv, d_h, &mut ws.conv, d_w_conv, d_bias, None);
+        // ReLU's backward runs inside the convolution's; the input needs no gradient.
+        c.backward(
+            batch,
+            x,
+            w_conv,
+            Some(h),
+            d_h,
+            &mut ws.conv,
+            d_w_conv,
+            d_bias,
+            None,
+        );
     }
 }
 
