@@ -232,9 +232,9 @@ impl Conv2d {
     }
 
     /// From δ = ∂L/∂z `[B, F·OS²]`: writes ∂L/∂W, ∂L/∂b (if any) and ∂L/∂x (if asked).
-    /// With `relu_h` = h = max(z, 0), `d_z` holds ∂L/∂h on entry and is turned
-    /// into ∂L/∂z = ∂L/∂h ⊙ 1[h > 0] ([`relu::backward`]) sample by sample, just
-    /// before each sample's sums read it.
+    /// With `relu_h` = h = max(z, 0), `d_z` holds ∂L/∂h on entry, and each
+    /// sample's sums read ∂L/∂z = ∂L/∂h ⊙ 1[h > 0] ([`relu::backward`]), applied
+    /// as the sample is read (`d_z` may be overwritten with it).
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Scalar>(
         &self,
@@ -266,11 +266,12 @@ impl Conv2d {
                 sc.d_cols.resize(self.positions() * self.patch(), T::zero());
             }
             for (i, (img, dzb)) in xc.chunks_exact(ss).zip(dzc.chunks_exact_mut(out)).enumerate() {
-                if let Some(h) = hc {
-                    relu::backward(&h[i * out..(i + 1) * out], dzb);
+                let hb = hc.map(|h| &h[i * out..(i + 1) * out]);
+                if let (Some(h), false) = (hb, strategy == Strategy::Wide) {
+                    relu::backward(h, dzb);
                 }
                 let dxb = dxc.as_deref_mut().map(|d| &mut d[i * ss..(i + 1) * ss]);
-                self.backward_one(img, w, dzb, sc, with_bias, dxb);
+                self.backward_one(img, w, dzb, hb, sc, with_bias, dxb);
             }
             if strategy == Strategy::Wide {
                 conv_wide::reduce_lanes(&sc.lanes, &mut sc.d_w);
@@ -305,17 +306,22 @@ impl Conv2d {
         }
     }
 
+    /// One sample; `Wide` applies the ReLU mask of `h` as it lays δ out wide,
+    /// the other strategies expect it applied.
+    #[allow(clippy::too_many_arguments)]
     fn backward_one<T: Scalar>(
         &self,
         img: &[T],
         w: &[T],
         dzb: &[T],
+        h: Option<&[T]>,
         sc: &mut ChunkScratch<T>,
         with_bias: bool,
         d_x: Option<&mut [T]>,
     ) {
         let (p, kk) = (self.positions(), self.patch());
-        if with_bias {
+        let strategy = self.strategy::<T>();
+        if with_bias && strategy != Strategy::Wide {
             for (f, df) in dzb.chunks_exact(p).enumerate() {
                 sc.d_b[f] += lane_sum(df);
             }
@@ -325,13 +331,26 @@ impl Conv2d {
         if let Some(d_x) = d_x.as_deref_mut() {
             d_x.fill(T::zero());
         }
-        match self.strategy::<T>() {
+        match strategy {
             Strategy::Wide => {
                 // δ laid out wide; its unused columns were zeroed with the scratch.
                 let wide = &mut sc.d_cols[..self.filters * len];
-                for (df, wf) in dzb.chunks_exact(p).zip(wide.chunks_exact_mut(len)) {
-                    for (drow, row) in df.chunks_exact(os).zip(wf.chunks_mut(s)) {
-                        row[..os].copy_from_slice(drow);
+                for (f, (df, wf)) in dzb.chunks_exact(p).zip(wide.chunks_exact_mut(len)).enumerate() {
+                    for (oy, (drow, row)) in df.chunks_exact(os).zip(wf.chunks_mut(s)).enumerate() {
+                        match h {
+                            Some(h) => {
+                                let hrow = &h[f * p + oy * os..f * p + (oy + 1) * os];
+                                for ((o, &g), &hv) in row.iter_mut().zip(drow).zip(hrow) {
+                                    *o = if hv > T::zero() { g } else { T::zero() };
+                                }
+                            }
+                            None => row[..os].copy_from_slice(drow),
+                        }
+                    }
+                }
+                if with_bias {
+                    for (d_b, wf) in sc.d_b.iter_mut().zip(wide.chunks_exact(len)) {
+                        *d_b += lane_sum(wf);
                     }
                 }
                 T::conv_wide_d_weight(self, img, wide, &mut sc.lanes);

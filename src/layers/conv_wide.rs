@@ -139,10 +139,43 @@ pub(crate) mod avx512 {
                     forward_block::<FB, NV>(c, img, w, out, &fs, p0, [0xffff; NV]);
                     p0 += NV * LANES;
                 }
-                while p0 < l {
-                    forward_block::<FB, 1>(c, img, w, out, &fs, p0, [tail_mask(l - p0)]);
-                    p0 += LANES;
+                if p0 < l {
+                    forward_tail::<FB>(c, img, w, out, &fs, p0);
                 }
+            }
+        }
+    }
+
+    /// The last L − p0 < NV·16 positions as one block of as many vectors as
+    /// they need (the last one masked), so that its chains of K² dependent
+    /// multiply-adds overlap as in a full block.
+    #[inline(always)]
+    unsafe fn forward_tail<const FB: usize>(
+        c: &Conv2d,
+        img: *const f32,
+        w: *const f32,
+        out: *mut f32,
+        fs: &[usize; FB],
+        p0: usize,
+    ) {
+        let rest = c.wide_len() - p0;
+        let m = |v: usize| tail_mask(rest.saturating_sub(v * LANES));
+        unsafe {
+            match rest.div_ceil(LANES) {
+                1 => forward_block::<FB, 1>(c, img, w, out, fs, p0, [m(0)]),
+                2 => forward_block::<FB, 2>(c, img, w, out, fs, p0, [m(0), m(1)]),
+                3 => forward_block::<FB, 3>(c, img, w, out, fs, p0, [m(0), m(1), m(2)]),
+                4 => forward_block::<FB, 4>(c, img, w, out, fs, p0, [m(0), m(1), m(2), m(3)]),
+                5 => forward_block::<FB, 5>(c, img, w, out, fs, p0, [m(0), m(1), m(2), m(3), m(4)]),
+                6 => forward_block::<FB, 6>(c, img, w, out, fs, p0, [m(0), m(1), m(2), m(3), m(4), m(5)]),
+                7 => {
+                    forward_block::<FB, 7>(c, img, w, out, fs, p0, [m(0), m(1), m(2), m(3), m(4), m(5), m(6)])
+                }
+                8 => {
+                    let masks = [m(0), m(1), m(2), m(3), m(4), m(5), m(6), m(7)];
+                    forward_block::<FB, 8>(c, img, w, out, fs, p0, masks)
+                }
+                _ => unreachable!("a tail is shorter than a block of at most 8 vectors"),
             }
         }
     }
@@ -286,6 +319,7 @@ mod tests {
         let mut rng = Rng::new(31, 0);
         for (side, kernel, filters) in [
             (28, 7, 1),
+            (28, 6, 1),
             (28, 7, 32),
             (28, 3, 2),
             (28, 11, 5),
