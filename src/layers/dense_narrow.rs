@@ -180,6 +180,8 @@ pub(crate) mod avx512 {
 
     /// Samples per pass over W.
     const SAMPLES: usize = 4;
+    /// How far ahead (columns) ∂W prefetches each row of X.
+    const AHEAD: usize = 256;
 
     /// [v₀..v₈ | v₀..v₈]: eight values at `p` in both halves.
     #[inline(always)]
@@ -267,6 +269,11 @@ pub(crate) mod avx512 {
                 let mut acc = [[_mm512_setzero_ps(); 2]; C];
                 for b in 0..batch {
                     let xr = x.as_ptr().add(b * d + i0);
+                    // The batch's rows are as many streams through memory: ask
+                    // for each one's columns a few blocks ahead.
+                    for line in [0, 2 * LANES] {
+                        _mm_prefetch::<_MM_HINT_T0>(xr.wrapping_add(AHEAD + line) as *const i8);
+                    }
                     let xv = [_mm512_loadu_ps(xr), _mm512_loadu_ps(xr.add(2 * LANES))];
                     for (c, acc) in acc.iter_mut().enumerate() {
                         let g = _mm512_set1_ps(*d_y.get_unchecked(b * C + c));
