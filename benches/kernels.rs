@@ -144,7 +144,7 @@ fn conv(c: &mut Criterion) {
         ));
         g.bench_function(
             format!("forward K7 F{filters} B{batch} ({:?})", conv.strategy::<f32>()),
-            |bench| bench.iter(|| conv.forward(batch, &x, &w, None, false, &mut scratch, &mut z)),
+            |bench| bench.iter(|| conv.forward(batch, &x, &w, None, false, None, &mut scratch, &mut z)),
         );
         g.bench_function(
             format!(
@@ -152,8 +152,20 @@ fn conv(c: &mut Criterion) {
                 conv.strategy::<f32>()
             ),
             |bench| {
-                bench
-                    .iter(|| conv.backward(batch, &x, &w, None, &mut d_z, &mut scratch, &mut d_w, None, None))
+                bench.iter(|| {
+                    conv.backward(
+                        batch,
+                        &x,
+                        &w,
+                        None,
+                        None,
+                        &mut d_z,
+                        &mut scratch,
+                        &mut d_w,
+                        None,
+                        None,
+                    )
+                })
             },
         );
     }

@@ -17,7 +17,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::data::batches::{Batches, Samples, gather};
+use crate::data::batches::{Batches, Samples, gather, prefetch};
 use crate::layers::softmax_ce::{self, Reduction};
 use crate::metrics::Confusion;
 use crate::models::{Network, Noise};
@@ -255,7 +255,8 @@ impl<'n, N: Network<f32>> Sharded<'n, N> {
 impl<N: Network<f32>> Step for Sharded<'_, N> {
     fn loss(&mut self, params: &[f32], batch: &Batch) -> softmax_ce::BatchScore {
         let (net, c) = (self.net, self.net.classes());
-        let step = |(shard, part): (&mut Shard<N::Workspace>, &[u32])| {
+        let per_shard = self.per_shard;
+        let step = |(i, (shard, part)): (usize, (&mut Shard<N::Workspace>, &[u32]))| {
             shard.rows = gather(batch.train, part, &mut shard.x, &mut shard.y);
             let rows = shard.rows;
             let noise = batch.noise(part);
@@ -274,14 +275,18 @@ impl<N: Network<f32>> Step for Sharded<'_, N> {
                 &mut shard.ws,
                 &mut shard.grads,
             );
+            // This shard's rows of the next batch, for its gather at the next step.
+            let next = batch.next.chunks(per_shard).nth(i).unwrap_or_default();
+            prefetch(batch.train, next);
         };
         self.used = batch.indices.len().div_ceil(self.per_shard);
         if self.used == 1 {
-            step((&mut self.shards[0], batch.indices));
+            step((0, (&mut self.shards[0], batch.indices)));
         } else {
             self.shards[..self.used]
                 .par_iter_mut()
                 .zip(batch.indices.par_chunks(self.per_shard))
+                .enumerate()
                 .for_each(step);
         }
         let mut score = self.shards[0].score;

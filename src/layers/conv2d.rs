@@ -53,6 +53,26 @@ pub enum Strategy {
 /// Without `Wide` kernels, filter counts up to this use [`Strategy::Direct`].
 pub const DIRECT_MAX_FILTERS: usize = 4;
 
+/// Samples per block of [`Then`] and [`Conv2d::backward`]'s `before`.
+pub const BLOCK: usize = 4;
+
+/// The next layer's forward pass, `f(n, maps, rows)`: from the maps of `n`
+/// samples (`[n, F·OS²]`) it writes their `len` outputs each into `rows`.
+pub type NextFn<'a, T> = dyn Fn(usize, &[T], &mut [T]) + Sync + 'a;
+
+/// The next layer's forward pass, run on each block of [`BLOCK`] samples as
+/// soon as the convolution has computed their maps, while they are in cache;
+/// `out` receives `len` values per sample.
+pub struct Then<'a, T> {
+    pub out: &'a mut [T],
+    pub len: usize,
+    pub f: &'a NextFn<'a, T>,
+}
+
+/// The next layer's backward pass for [`Conv2d::backward`]: `before(first, rows)`
+/// writes ∂L/∂h of the samples `first..` into `rows` (`[n, F·OS²]`).
+pub type BeforeFn<'a, T> = dyn Fn(usize, &mut [T]) + Sync + 'a;
+
 /// Per-chunk scratch space, sized once.
 pub struct ConvScratch<T> {
     chunks: Vec<ChunkScratch<T>>,
@@ -150,7 +170,8 @@ impl Conv2d {
 
     /// z = conv(x) (+ b): `x` is `[B, S·S]`, `z` is `[B, F·OS²]`. With `relu`,
     /// z is then replaced by h = max(z, 0) ([`relu::forward`]) sample by sample,
-    /// while each sample's output is still in cache.
+    /// while each sample's output is still in cache; with `then`, so is the next
+    /// layer's forward pass, block by block ([`Then`]).
     #[allow(clippy::too_many_arguments)]
     pub fn forward<T: Scalar>(
         &self,
@@ -159,23 +180,40 @@ impl Conv2d {
         w: &[T],
         bias: Option<&[T]>,
         relu: bool,
+        then: Option<Then<T>>,
         scratch: &mut ConvScratch<T>,
         z: &mut [T],
     ) {
         let (ss, out) = (self.side * self.side, self.out_len());
         let per = Self::chunk_len(batch, scratch.chunks.len());
-        z[..batch * out]
-            .par_chunks_mut(per * out)
-            .zip(x[..batch * ss].par_chunks(per * ss))
-            .zip(scratch.chunks.par_iter_mut())
-            .for_each(|((zc, xc), sc)| {
-                for (zb, img) in zc.chunks_exact_mut(out).zip(xc.chunks_exact(ss)) {
+        // One chunk of samples, in blocks of BLOCK; `next`: the next layer's
+        // pass and this chunk's rows of its output.
+        type Next<'a, 'f, T> = Option<(&'a NextFn<'f, T>, usize, &'a mut [T])>;
+        let chunk = |zc: &mut [T], xc: &[T], sc: &mut ChunkScratch<T>, next: Next<'_, '_, T>| {
+            let mut next = next;
+            for (j, (zs, xs)) in zc.chunks_mut(BLOCK * out).zip(xc.chunks(BLOCK * ss)).enumerate() {
+                for (zb, img) in zs.chunks_exact_mut(out).zip(xs.chunks_exact(ss)) {
                     self.forward_one(img, w, bias, &mut sc.cols, zb);
                     if relu {
                         relu::forward(zb);
                     }
                 }
-            });
+                if let Some((f, len, rows)) = next.as_mut() {
+                    let n = zs.len() / out;
+                    f(n, zs, &mut rows[j * BLOCK * *len..(j * BLOCK + n) * *len]);
+                }
+            }
+        };
+        let parts = z[..batch * out]
+            .par_chunks_mut(per * out)
+            .zip(x[..batch * ss].par_chunks(per * ss))
+            .zip(scratch.chunks.par_iter_mut());
+        match then {
+            Some(Then { out: next, len, f }) => parts
+                .zip(next[..batch * len].par_chunks_mut(per * len))
+                .for_each(|(((zc, xc), sc), rows)| chunk(zc, xc, sc, Some((f, len, rows)))),
+            None => parts.for_each(|((zc, xc), sc)| chunk(zc, xc, sc, None)),
+        }
     }
 
     fn forward_one<T: Scalar>(&self, img: &[T], w: &[T], bias: Option<&[T]>, cols: &mut [T], zb: &mut [T]) {
@@ -234,7 +272,10 @@ impl Conv2d {
     /// From δ = ∂L/∂z `[B, F·OS²]`: writes ∂L/∂W, ∂L/∂b (if any) and ∂L/∂x (if asked).
     /// With `relu_h` = h = max(z, 0), `d_z` holds ∂L/∂h on entry, and each
     /// sample's sums read ∂L/∂z = ∂L/∂h ⊙ 1[h > 0] ([`relu::backward`]), applied
-    /// as the sample is read (`d_z` may be overwritten with it).
+    /// as the sample is read (`d_z` may be overwritten with it). With `before`,
+    /// `d_z` is not read but written block by block by `before(first, rows)`
+    /// (the rows of samples `first..` of a block of [`BLOCK`]) just before the
+    /// block's sums, while the rows are in cache.
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Scalar>(
         &self,
@@ -242,6 +283,7 @@ impl Conv2d {
         x: &[T],
         w: &[T],
         relu_h: Option<&[T]>,
+        before: Option<&BeforeFn<'_, T>>,
         d_z: &mut [T],
         scratch: &mut ConvScratch<T>,
         d_w: &mut [T],
@@ -255,7 +297,7 @@ impl Conv2d {
         let with_bias = d_b.is_some();
         let im2col_dx = d_x.is_some() && strategy == Strategy::Im2col;
         // One chunk of samples: its share of ∂L/∂W and ∂L/∂b, and its rows of ∂L/∂x.
-        let chunk = |(xc, hc): (&[T], Option<&[T]>),
+        let chunk = |(xc, (first, hc)): (&[T], (usize, Option<&[T]>)),
                      dzc: &mut [T],
                      mut dxc: Option<&mut [T]>,
                      sc: &mut ChunkScratch<T>| {
@@ -265,21 +307,30 @@ impl Conv2d {
             if im2col_dx && sc.d_cols.len() < self.positions() * self.patch() {
                 sc.d_cols.resize(self.positions() * self.patch(), T::zero());
             }
-            for (i, (img, dzb)) in xc.chunks_exact(ss).zip(dzc.chunks_exact_mut(out)).enumerate() {
-                let hb = hc.map(|h| &h[i * out..(i + 1) * out]);
-                if let (Some(h), false) = (hb, strategy == Strategy::Wide) {
-                    relu::backward(h, dzb);
+            for (j, (xs, dzs)) in xc.chunks(BLOCK * ss).zip(dzc.chunks_mut(BLOCK * out)).enumerate() {
+                if let Some(before) = before {
+                    before(first + j * BLOCK, dzs);
                 }
-                let dxb = dxc.as_deref_mut().map(|d| &mut d[i * ss..(i + 1) * ss]);
-                self.backward_one(img, w, dzb, hb, sc, with_bias, dxb);
+                for (k, (img, dzb)) in xs.chunks_exact(ss).zip(dzs.chunks_exact_mut(out)).enumerate() {
+                    let i = j * BLOCK + k;
+                    let hb = hc.map(|h| &h[i * out..(i + 1) * out]);
+                    if let (Some(h), false) = (hb, strategy == Strategy::Wide) {
+                        relu::backward(h, dzb);
+                    }
+                    let dxb = dxc.as_deref_mut().map(|d| &mut d[i * ss..(i + 1) * ss]);
+                    self.backward_one(img, w, dzb, hb, sc, with_bias, dxb);
+                }
             }
             if strategy == Strategy::Wide {
                 conv_wide::reduce_lanes(&sc.lanes, &mut sc.d_w);
             }
         };
-        let hs = (0..used)
-            .into_par_iter()
-            .map(|i| relu_h.map(|h| &h[i * per * out..((i + 1) * per).min(batch) * out]));
+        let hs = (0..used).into_par_iter().map(|i| {
+            (
+                i * per,
+                relu_h.map(|h| &h[i * per * out..((i + 1) * per).min(batch) * out]),
+            )
+        });
         let inputs = x[..batch * ss]
             .par_chunks(per * ss)
             .zip(hs)
@@ -505,7 +556,7 @@ mod tests {
         let bias: Vec<T> = random_vec(filters, rng);
         let mut scratch = c.scratch(batch);
         let mut z = vec![T::zero(); batch * c.out_len()];
-        c.forward(batch, &x, &w, Some(&bias), false, &mut scratch, &mut z);
+        c.forward(batch, &x, &w, Some(&bias), false, None, &mut scratch, &mut z);
         let mut want = vec![T::zero(); z.len()];
         naive_forward(c, batch, &x, &w, Some(&bias), &mut want);
         let strategy = c.strategy::<T>();
@@ -521,6 +572,7 @@ mod tests {
             batch,
             &x,
             &w,
+            None,
             None,
             &mut d_z.clone(),
             &mut scratch,
@@ -594,10 +646,21 @@ mod tests {
         let run = || {
             let mut scratch = c.scratch(9);
             let mut z = vec![0.0; 9 * c.out_len()];
-            c.forward(9, &x, &w, None, true, &mut scratch, &mut z);
+            c.forward(9, &x, &w, None, true, None, &mut scratch, &mut z);
             let mut d_w = vec![0.0; w.len()];
             let mut d_z = z.clone();
-            c.backward(9, &x, &w, Some(&z), &mut d_z, &mut scratch, &mut d_w, None, None);
+            c.backward(
+                9,
+                &x,
+                &w,
+                Some(&z),
+                None,
+                &mut d_z,
+                &mut scratch,
+                &mut d_w,
+                None,
+                None,
+            );
             (z, d_w)
         };
         assert_eq!(run(), run());
@@ -623,7 +686,7 @@ mod tests {
         let r: Vec<f64> = random_vec(batch * c.out_len(), &mut rng);
         let loss = |x: &[f64], w: &[f64], b: &[f64]| {
             let mut z = vec![0.0; r.len()];
-            c.forward(batch, x, w, Some(b), false, &mut c.scratch(batch), &mut z);
+            c.forward(batch, x, w, Some(b), false, None, &mut c.scratch(batch), &mut z);
             z.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
         };
         let (mut d_w, mut d_b, mut d_x) = (vec![0.0; w.len()], vec![0.0; b.len()], vec![0.0; x.len()]);
@@ -631,6 +694,7 @@ mod tests {
             batch,
             &x,
             &w,
+            None,
             None,
             &mut r.clone(),
             &mut c.scratch(batch),

@@ -50,11 +50,18 @@ pub fn backward<T: Scalar>(
         }
     }
     if let Some(d_x) = d_x {
-        if narrow {
-            T::narrow_d_input(batch, d_y, w, d_x);
-        } else {
-            matmul(batch, n_out, n_in, d_y, w, T::zero(), d_x);
-        }
+        backward_input(batch, w, d_y, d_x);
+    }
+}
+
+/// dX = dY·W alone (each row of dX from its row of dY only).
+pub fn backward_input<T: Scalar>(batch: usize, w: &[T], d_y: &[T], d_x: &mut [T]) {
+    let n_out = d_y.len() / batch.max(1);
+    let n_in = w.len() / n_out.max(1);
+    if n_out == dense_narrow::OUTPUTS {
+        T::narrow_d_input(batch, d_y, w, d_x);
+    } else {
+        matmul(batch, n_out, n_in, d_y, w, T::zero(), d_x);
     }
 }
 

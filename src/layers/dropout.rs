@@ -90,6 +90,12 @@ impl<T: Scalar> Dropout<T> {
     }
 
     /// What the last forward passed on: X ⊙ m, or `x` when it dropped nothing.
+    pub fn active(&self) -> bool {
+        self.active
+    }
+
+    /// The layer's output of the last forward: the masked activations, or `x`
+    /// itself when nothing was dropped.
     pub fn output<'a>(&'a self, x: &'a [T]) -> &'a [T] {
         if self.active { &self.out[..x.len()] } else { x }
     }

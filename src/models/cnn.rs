@@ -22,7 +22,7 @@
 
 use super::{Network, Noise};
 use crate::init::{Init, fill};
-use crate::layers::conv2d::{Conv2d, ConvScratch};
+use crate::layers::conv2d::{BeforeFn, Conv2d, ConvScratch, Then};
 use crate::layers::dense;
 use crate::layers::dropout::Dropout;
 use crate::layers::maxpool::MaxPool;
@@ -161,7 +161,20 @@ impl<T: Scalar> Network<T> for Cnn {
         let h = &mut ws.h[..batch * c.out_len()];
         let logits = &mut ws.logits[..batch * self.classes];
         let bias = if self.conv_bias { Some(b_conv) } else { None };
-        c.forward(batch, x, w_conv, bias, true, &mut ws.conv, h);
+        if self.pool.is_none() && !noise.is_some_and(|n| n.rate > 0.0) {
+            // The dense layer reads the features directly: run it on each block
+            // of samples as soon as their maps exist, while they are in cache.
+            let dense = |n: usize, maps: &[T], rows: &mut [T]| dense::forward(n, maps, w_fc, b_fc, rows);
+            let then = Then {
+                out: &mut *logits,
+                len: self.classes,
+                f: &dense,
+            };
+            c.forward(batch, x, w_conv, bias, true, Some(then), &mut ws.conv, h);
+            ws.dropout.forward(h, self.features(), None);
+            return logits;
+        }
+        c.forward(batch, x, w_conv, bias, true, None, &mut ws.conv, h);
         let features: &[T] = match &self.pool {
             Some(pool) => {
                 let pooled = &mut ws.pooled[..batch * pool.out_len()];
@@ -189,6 +202,31 @@ impl<T: Scalar> Network<T> for Cnn {
         let c = &self.conv;
         let h = &ws.h[..batch * c.out_len()];
         let d_h = &mut ws.d_h[..batch * c.out_len()];
+        let d_bias = if self.conv_bias { Some(d_b_conv) } else { None };
+        if self.pool.is_none() && !ws.dropout.active() {
+            // ∂L/∂h of each block of samples computed just before the
+            // convolution's backward pass reads it, while it is in cache.
+            dense::backward(batch, h, w_fc, d_logits, None, d_w_fc, d_b_fc);
+            let classes = self.classes;
+            let d_input = |first: usize, rows: &mut [T]| {
+                let n = rows.len() / c.out_len();
+                dense::backward_input(n, w_fc, &d_logits[first * classes..(first + n) * classes], rows);
+            };
+            let before: &BeforeFn<'_, T> = &d_input;
+            c.backward(
+                batch,
+                x,
+                w_conv,
+                Some(h),
+                Some(before),
+                d_h,
+                &mut ws.conv,
+                d_w_conv,
+                d_bias,
+                None,
+            );
+            return;
+        }
         match &self.pool {
             Some(pool) => {
                 let pooled = ws.dropout.output(&ws.pooled[..batch * pool.out_len()]);
@@ -211,13 +249,13 @@ impl<T: Scalar> Network<T> for Cnn {
                 ws.dropout.backward(d_h);
             }
         }
-        let d_bias = if self.conv_bias { Some(d_b_conv) } else { None };
         // ReLU's backward runs inside the convolution's; the input needs no gradient.
         c.backward(
             batch,
             x,
             w_conv,
             Some(h),
+            None,
             d_h,
             &mut ws.conv,
             d_w_conv,

@@ -28,6 +28,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::{Batch, Step};
+use crate::data::batches::prefetch;
 use crate::layers::dense;
 use crate::layers::dropout::{apply_mask, draw_mask};
 use crate::layers::softmax_ce::{self, BatchScore};
@@ -39,17 +40,6 @@ use crate::optim::{Optimizer, State};
 const UNIT_ALIGN: usize = 4;
 /// Pieces the ∂W₁ product is cut into, to spread the next batch's prefetches.
 const PREFETCH_ROUNDS: usize = 8;
-
-/// Asks for the cache lines of `row` (a hint: no effect on results).
-fn prefetch(row: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in row.chunks(16) {
-        // SAFETY: a prefetch never faults, and the address is inside `row`.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr().cast())
-        };
-    }
-}
 
 /// One thread's hidden units and what it computes for them.
 struct Units {
@@ -249,14 +239,14 @@ impl Step for MlpStep {
             // step's copy of them finds them there.
             let x = &u.x[..rows * d];
             let chunk = n.div_ceil(PREFETCH_ROUNDS).div_ceil(UNIT_ALIGN) * UNIT_ALIGN;
-            let mut upcoming = next.iter();
+            let mut upcoming = next;
             let per_round = next.len().div_ceil(PREFETCH_ROUNDS);
             for r0 in (0..n).step_by(chunk.max(1)) {
                 let m = chunk.min(n - r0);
                 f32::gemm_tn(m, d, rows, &d_z[r0..], n, x, d, &mut u.g_w1[r0 * d..], d);
-                for &i in upcoming.by_ref().take(per_round) {
-                    prefetch(train.row(i as usize));
-                }
+                let (ahead, rest) = upcoming.split_at(per_round.min(upcoming.len()));
+                prefetch(train, ahead);
+                upcoming = rest;
             }
             opt.update(k, w1, &u.g_w1, m, v);
         };
