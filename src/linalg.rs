@@ -89,9 +89,22 @@ pub trait Scalar:
         false
     }
 
-    /// A convolution's output maps in the wide layout ([`conv_wide`]).
-    fn conv_wide_forward(c: &Conv2d, img: &[Self], w: &[Self], out: &mut [Self]) {
-        conv_wide::forward_portable(c, img, w, out)
+    /// A convolution's output maps with their epilogue, `[F, OS, OS]`
+    /// ([`conv_wide`]; `wide` is scratch of F·L values, which a kernel may not use).
+    fn conv_wide_forward(
+        c: &Conv2d,
+        img: &[Self],
+        w: &[Self],
+        epi: conv_wide::Epilogue<Self>,
+        wide: &mut [Self],
+        out: &mut [Self],
+    ) {
+        conv_wide::forward_compact_portable(c, img, w, epi, wide, out)
+    }
+
+    /// δ laid out wide, with ReLU's backward when `h` is given ([`conv_wide`]).
+    fn conv_wide_delta(c: &Conv2d, d_z: &[Self], h: Option<&[Self]>, wide: &mut [Self]) {
+        conv_wide::delta_portable(c, d_z, h, wide)
     }
 
     /// A convolution's ∂W partial sums in 16 lanes ([`conv_wide`]).
@@ -345,13 +358,29 @@ impl Scalar for f32 {
         false
     }
 
-    fn conv_wide_forward(c: &Conv2d, img: &[f32], w: &[f32], out: &mut [f32]) {
+    fn conv_wide_forward(
+        c: &Conv2d,
+        img: &[f32],
+        w: &[f32],
+        epi: conv_wide::Epilogue<f32>,
+        wide: &mut [f32],
+        out: &mut [f32],
+    ) {
         #[cfg(target_arch = "x86_64")]
         if avx512::available() {
             // SAFETY: the CPU supports AVX-512F.
-            return unsafe { conv_wide::avx512::forward(c, img, w, out) };
+            return unsafe { conv_wide::avx512::forward(c, img, w, epi, out) };
         }
-        conv_wide::forward_portable(c, img, w, out)
+        conv_wide::forward_compact_portable(c, img, w, epi, wide, out)
+    }
+
+    fn conv_wide_delta(c: &Conv2d, d_z: &[f32], h: Option<&[f32]>, wide: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512F.
+            return unsafe { conv_wide::avx512::delta(c, d_z, h, wide) };
+        }
+        conv_wide::delta_portable(c, d_z, h, wide)
     }
 
     fn conv_wide_d_weight(c: &Conv2d, img: &[f32], delta: &[f32], lanes: &mut [f32]) {

@@ -193,10 +193,7 @@ impl Conv2d {
             let mut next = next;
             for (j, (zs, xs)) in zc.chunks_mut(BLOCK * out).zip(xc.chunks(BLOCK * ss)).enumerate() {
                 for (zb, img) in zs.chunks_exact_mut(out).zip(xs.chunks_exact(ss)) {
-                    self.forward_one(img, w, bias, &mut sc.cols, zb);
-                    if relu {
-                        relu::forward(zb);
-                    }
+                    self.forward_one(img, w, bias, relu, &mut sc.cols, zb);
                 }
                 if let Some((f, len, rows)) = next.as_mut() {
                     let n = zs.len() / out;
@@ -216,23 +213,24 @@ impl Conv2d {
         }
     }
 
-    fn forward_one<T: Scalar>(&self, img: &[T], w: &[T], bias: Option<&[T]>, cols: &mut [T], zb: &mut [T]) {
+    /// One sample's maps (and ReLU with `relu`).
+    fn forward_one<T: Scalar>(
+        &self,
+        img: &[T],
+        w: &[T],
+        bias: Option<&[T]>,
+        relu: bool,
+        cols: &mut [T],
+        zb: &mut [T],
+    ) {
         let (p, kk) = (self.positions(), self.patch());
         let bias_of = |f: usize| bias.map_or(T::zero(), |b| b[f]);
         let (s, os) = (self.side, self.out_side());
         match self.strategy::<T>() {
             Strategy::Wide => {
-                let len = self.wide_len();
-                let wide = &mut cols[..self.filters * len];
-                T::conv_wide_forward(self, img, w, wide);
-                for (f, (zf, wf)) in zb.chunks_exact_mut(p).zip(wide.chunks_exact(len)).enumerate() {
-                    let b = bias_of(f);
-                    for (out, row) in zf.chunks_exact_mut(os).zip(wf.chunks(s)) {
-                        for (o, &v) in out.iter_mut().zip(row) {
-                            *o = v + b;
-                        }
-                    }
-                }
+                let wide = &mut cols[..self.filters * self.wide_len()];
+                T::conv_wide_forward(self, img, w, conv_wide::Epilogue { bias, relu }, wide, zb);
+                return;
             }
             Strategy::Im2col => {
                 for (f, zf) in zb.chunks_exact_mut(p).enumerate() {
@@ -261,6 +259,9 @@ impl Conv2d {
                     }
                 }
             }
+        }
+        if relu {
+            relu::forward(zb);
         }
     }
 
@@ -386,19 +387,7 @@ impl Conv2d {
             Strategy::Wide => {
                 // δ laid out wide; its unused columns were zeroed with the scratch.
                 let wide = &mut sc.d_cols[..self.filters * len];
-                for (f, (df, wf)) in dzb.chunks_exact(p).zip(wide.chunks_exact_mut(len)).enumerate() {
-                    for (oy, (drow, row)) in df.chunks_exact(os).zip(wf.chunks_mut(s)).enumerate() {
-                        match h {
-                            Some(h) => {
-                                let hrow = &h[f * p + oy * os..f * p + (oy + 1) * os];
-                                for ((o, &g), &hv) in row.iter_mut().zip(drow).zip(hrow) {
-                                    *o = if hv > T::zero() { g } else { T::zero() };
-                                }
-                            }
-                            None => row[..os].copy_from_slice(drow),
-                        }
-                    }
-                }
+                T::conv_wide_delta(self, dzb, h, wide);
                 if with_bias {
                     for (d_b, wf) in sc.d_b.iter_mut().zip(wide.chunks_exact(len)) {
                         *d_b += lane_sum(wf);

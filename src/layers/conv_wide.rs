@@ -75,6 +75,63 @@ pub fn d_weight_portable<T: Scalar>(c: &Conv2d, img: &[T], delta: &[T], lanes: &
     }
 }
 
+/// What the forward pass does to each sum Z[f, p] before storing it, and the
+/// layout it stores: out[f, oy, ox] = act(Z[f, oy·S + ox] + b_f) (`[F, OS, OS]`,
+/// the unused wide positions dropped), act = ReLU or the identity.
+#[derive(Clone, Copy)]
+pub struct Epilogue<'a, T> {
+    pub bias: Option<&'a [T]>,
+    pub relu: bool,
+}
+
+/// The forward pass with its epilogue: Z into `wide`, then `out` from it.
+pub fn forward_compact_portable<T: Scalar>(
+    c: &Conv2d,
+    img: &[T],
+    w: &[T],
+    epi: Epilogue<T>,
+    wide: &mut [T],
+    out: &mut [T],
+) {
+    forward_portable(c, img, w, wide);
+    let (s, os, l, p) = (c.side, c.out_side(), c.wide_len(), c.positions());
+    for (f, (of, wf)) in out
+        .chunks_exact_mut(p)
+        .zip(wide.chunks_exact(l))
+        .take(c.filters)
+        .enumerate()
+    {
+        let b = epi.bias.map_or(T::zero(), |b| b[f]);
+        for (orow, row) in of.chunks_exact_mut(os).zip(wf.chunks(s)) {
+            for (o, &v) in orow.iter_mut().zip(row) {
+                let z = v + b;
+                // ReLU as in layers::relu: a select, NaN kept.
+                *o = if epi.relu && z < T::zero() { T::zero() } else { z };
+            }
+        }
+    }
+}
+
+/// δ laid out wide: wide[f, oy·S + ox] = δ[f, oy, ox], times 1[h[f, oy, ox] > 0]
+/// when `h` is given (ReLU's backward); the unused positions are not written.
+pub fn delta_portable<T: Scalar>(c: &Conv2d, d_z: &[T], h: Option<&[T]>, wide: &mut [T]) {
+    let (s, os, l, p) = (c.side, c.out_side(), c.wide_len(), c.positions());
+    for f in 0..c.filters {
+        for oy in 0..os {
+            let (src, dst) = (f * p + oy * os, f * l + oy * s);
+            let row = &mut wide[dst..dst + os];
+            match h {
+                Some(h) => {
+                    for ((o, &g), &hv) in row.iter_mut().zip(&d_z[src..src + os]).zip(&h[src..src + os]) {
+                        *o = if hv > T::zero() { g } else { T::zero() };
+                    }
+                }
+                None => row.copy_from_slice(&d_z[src..src + os]),
+            }
+        }
+    }
+}
+
 /// ∂W[f, t] += Σ_lanes lanes[f, t, ·], the lanes summed in order.
 pub fn reduce_lanes<T: Scalar>(lanes: &[T], d_w: &mut [T]) {
     for (d, acc) in d_w.iter_mut().zip(lanes.chunks_exact(LANES)) {
@@ -89,9 +146,11 @@ pub(crate) mod avx512 {
     //! taps (21 accumulators, 10 loads per 21). Blocks at the edges repeat the
     //! last filter or tap and store only the valid results; the last positions
     //! are read and written with masks.
+    // Register blocks are indexed by filter, vector and tap.
+    #![allow(clippy::needless_range_loop)]
     use std::arch::x86_64::*;
 
-    use super::{Conv2d, LANES, check};
+    use super::{Conv2d, Epilogue, LANES, check};
 
     fn tail_mask(n: usize) -> __mmask16 {
         if n >= LANES {
@@ -101,23 +160,64 @@ pub(crate) mod avx512 {
         }
     }
 
-    /// [`super::forward_portable`] with fused multiply-adds.
+    /// [`super::forward_compact_portable`] with fused multiply-adds; the
+    /// epilogue runs on the registers, which are stored straight into the
+    /// compact layout (the valid lanes of each vector packed together).
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn forward(c: &Conv2d, img: &[f32], w: &[f32], out: &mut [f32]) {
-        check(c, img, w.len(), out, c.filters * c.patch());
+    pub unsafe fn forward(c: &Conv2d, img: &[f32], w: &[f32], epi: Epilogue<f32>, out: &mut [f32]) {
+        assert!(
+            img.len() >= c.side * c.side
+                && w.len() >= c.filters * c.patch()
+                && out.len() >= c.filters * c.positions()
+                && epi.bias.is_none_or(|b| b.len() >= c.filters),
+            "conv_wide: slices shorter than the shape {c:?}"
+        );
         let (img, w, out) = (img.as_ptr(), w.as_ptr(), out.as_mut_ptr());
-        // SAFETY: `check` bounds every access: taps read x[o_t + p] with
-        // o_t + p < S², filters f < F, positions p < L (masked at the end).
+        // SAFETY: the assertion bounds every access: taps read x[o_t + p] with
+        // o_t + p < S² (positions p < L, masked at the end), filters f < F, and
+        // the valid lanes of a vector go to compact positions < OS².
         unsafe {
             match c.filters {
-                1 => forward_filters::<1, 8>(c, img, w, out),
-                2 => forward_filters::<2, 8>(c, img, w, out),
-                _ => forward_filters::<4, 6>(c, img, w, out),
+                1 => forward_filters::<1, 8>(c, img, w, epi, out),
+                2 => forward_filters::<2, 8>(c, img, w, epi, out),
+                _ => forward_filters::<4, 6>(c, img, w, epi, out),
             }
         }
+    }
+
+    /// The lanes of the vector at wide position `row·S + r` (r < S) that are
+    /// output positions (column < OS, row < OS), and the compact index of the first.
+    #[inline(always)]
+    fn valid(c: &Conv2d, row: usize, r: usize) -> (__mmask16, usize) {
+        let (s, os) = (c.side, c.out_side());
+        let first = if r < os { row * os + r } else { (row + 1) * os };
+        if s < LANES {
+            // Narrow images: a vector spans several rows.
+            let (mut mask, mut q) = (0u32, row * s + r);
+            for lane in 0..LANES {
+                if q / s < os && q % s < os {
+                    mask |= 1 << lane;
+                }
+                q += 1;
+            }
+            return (mask as __mmask16, first);
+        }
+        // Lanes r.. of this row, then at most the start of the next one.
+        let this = if r < os {
+            (1u32 << (os - r).min(LANES)) - 1
+        } else {
+            0
+        };
+        let from = s - r;
+        let next = if row + 1 < os && from < LANES {
+            ((1u32 << os.min(LANES - from)) - 1) << from
+        } else {
+            0
+        };
+        ((this | next) as __mmask16, first)
     }
 
     #[inline(always)]
@@ -125,6 +225,7 @@ pub(crate) mod avx512 {
         c: &Conv2d,
         img: *const f32,
         w: *const f32,
+        epi: Epilogue<f32>,
         out: *mut f32,
     ) {
         let (l, nf) = (c.wide_len(), c.filters);
@@ -136,11 +237,11 @@ pub(crate) mod avx512 {
             let mut p0 = 0;
             unsafe {
                 while p0 + NV * LANES <= l {
-                    forward_block::<FB, NV>(c, img, w, out, &fs, p0, [0xffff; NV]);
+                    forward_block::<FB, NV>(c, img, w, epi, out, &fs, p0, [0xffff; NV]);
                     p0 += NV * LANES;
                 }
                 if p0 < l {
-                    forward_tail::<FB>(c, img, w, out, &fs, p0);
+                    forward_tail::<FB>(c, img, w, epi, out, &fs, p0);
                 }
             }
         }
@@ -154,6 +255,7 @@ pub(crate) mod avx512 {
         c: &Conv2d,
         img: *const f32,
         w: *const f32,
+        epi: Epilogue<f32>,
         out: *mut f32,
         fs: &[usize; FB],
         p0: usize,
@@ -162,18 +264,27 @@ pub(crate) mod avx512 {
         let m = |v: usize| tail_mask(rest.saturating_sub(v * LANES));
         unsafe {
             match rest.div_ceil(LANES) {
-                1 => forward_block::<FB, 1>(c, img, w, out, fs, p0, [m(0)]),
-                2 => forward_block::<FB, 2>(c, img, w, out, fs, p0, [m(0), m(1)]),
-                3 => forward_block::<FB, 3>(c, img, w, out, fs, p0, [m(0), m(1), m(2)]),
-                4 => forward_block::<FB, 4>(c, img, w, out, fs, p0, [m(0), m(1), m(2), m(3)]),
-                5 => forward_block::<FB, 5>(c, img, w, out, fs, p0, [m(0), m(1), m(2), m(3), m(4)]),
-                6 => forward_block::<FB, 6>(c, img, w, out, fs, p0, [m(0), m(1), m(2), m(3), m(4), m(5)]),
-                7 => {
-                    forward_block::<FB, 7>(c, img, w, out, fs, p0, [m(0), m(1), m(2), m(3), m(4), m(5), m(6)])
+                1 => forward_block::<FB, 1>(c, img, w, epi, out, fs, p0, [m(0)]),
+                2 => forward_block::<FB, 2>(c, img, w, epi, out, fs, p0, [m(0), m(1)]),
+                3 => forward_block::<FB, 3>(c, img, w, epi, out, fs, p0, [m(0), m(1), m(2)]),
+                4 => forward_block::<FB, 4>(c, img, w, epi, out, fs, p0, [m(0), m(1), m(2), m(3)]),
+                5 => forward_block::<FB, 5>(c, img, w, epi, out, fs, p0, [m(0), m(1), m(2), m(3), m(4)]),
+                6 => {
+                    forward_block::<FB, 6>(c, img, w, epi, out, fs, p0, [m(0), m(1), m(2), m(3), m(4), m(5)])
                 }
+                7 => forward_block::<FB, 7>(
+                    c,
+                    img,
+                    w,
+                    epi,
+                    out,
+                    fs,
+                    p0,
+                    [m(0), m(1), m(2), m(3), m(4), m(5), m(6)],
+                ),
                 8 => {
                     let masks = [m(0), m(1), m(2), m(3), m(4), m(5), m(6), m(7)];
-                    forward_block::<FB, 8>(c, img, w, out, fs, p0, masks)
+                    forward_block::<FB, 8>(c, img, w, epi, out, fs, p0, masks)
                 }
                 _ => unreachable!("a tail is shorter than a block of at most 8 vectors"),
             }
@@ -181,16 +292,18 @@ pub(crate) mod avx512 {
     }
 
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn forward_block<const FB: usize, const NV: usize>(
         c: &Conv2d,
         img: *const f32,
         w: *const f32,
+        epi: Epilogue<f32>,
         out: *mut f32,
         fs: &[usize; FB],
         p0: usize,
         masks: [__mmask16; NV],
     ) {
-        let (s, k, kk, l) = (c.side, c.kernel, c.patch(), c.wide_len());
+        let (s, k, kk, p) = (c.side, c.kernel, c.patch(), c.positions());
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); NV]; FB];
             for ky in 0..k {
@@ -208,9 +321,66 @@ pub(crate) mod avx512 {
                     }
                 }
             }
-            for j in 0..FB {
-                for v in 0..NV {
-                    _mm512_mask_storeu_ps(out.add(fs[j] * l + p0 + v * LANES), masks[v], acc[j][v]);
+            // act(Z + b), as in the portable epilogue: the bias (0 without one)
+            // added, then ReLU as max(0, z), which keeps NaN and −0 as the
+            // select does.
+            let mut bias = [_mm512_setzero_ps(); FB];
+            if let Some(b) = epi.bias {
+                for j in 0..FB {
+                    bias[j] = _mm512_set1_ps(b[fs[j]]);
+                }
+            }
+            let (mut row, mut r) = (p0 / s, p0 % s);
+            for v in 0..NV {
+                let (lanes, first) = valid(c, row, r);
+                r += LANES;
+                while r >= s {
+                    r -= s;
+                    row += 1;
+                }
+                if lanes == 0 {
+                    continue;
+                }
+                let stored = ((1u32 << lanes.count_ones()) - 1) as __mmask16;
+                for j in 0..FB {
+                    let mut z = _mm512_add_ps(acc[j][v], bias[j]);
+                    if epi.relu {
+                        z = _mm512_max_ps(_mm512_setzero_ps(), z);
+                    }
+                    let packed = _mm512_maskz_compress_ps(lanes, z);
+                    _mm512_mask_storeu_ps(out.add(fs[j] * p + first), stored, packed);
+                }
+            }
+        }
+    }
+
+    /// [`super::delta_portable`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn delta(c: &Conv2d, d_z: &[f32], h: Option<&[f32]>, wide: &mut [f32]) {
+        let (s, os, l, p) = (c.side, c.out_side(), c.wide_len(), c.positions());
+        let n = c.filters * p;
+        assert!(
+            d_z.len() >= n && h.is_none_or(|h| h.len() >= n) && wide.len() >= c.filters * l,
+            "conv_wide: slices shorter than the shape {c:?}"
+        );
+        // SAFETY: rows f < F, oy < OS of OS values (masked), inside the checked lengths.
+        unsafe {
+            let zero = _mm512_setzero_ps();
+            for f in 0..c.filters {
+                for oy in 0..os {
+                    let (src, dst) = (f * p + oy * os, f * l + oy * s);
+                    for x0 in (0..os).step_by(LANES) {
+                        let m = tail_mask(os - x0);
+                        let mut g = _mm512_maskz_loadu_ps(m, d_z.as_ptr().add(src + x0));
+                        if let Some(h) = h {
+                            let hv = _mm512_maskz_loadu_ps(m, h.as_ptr().add(src + x0));
+                            g = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(hv, zero), g);
+                        }
+                        _mm512_mask_storeu_ps(wide.as_mut_ptr().add(dst + x0), m, g);
+                    }
                 }
             }
         }
@@ -346,10 +516,71 @@ mod tests {
                 let off = t / kernel * side + t % kernel;
                 (w[f * kk + t] as f64, img[off + p] as f64, delta[f * l + p] as f64)
             };
+            let bias: Vec<f32> = random_vec(filters, &mut rng);
             let mut z = vec![f32::NAN; filters * l];
-            f32::conv_wide_forward(&c, &img, &w, &mut z);
-            let mut z_portable = vec![f32::NAN; filters * l];
-            forward_portable(&c, &img, &w, &mut z_portable);
+            forward_portable(&c, &img, &w, &mut z);
+            // Both epilogues, each through the kernel f32 dispatches to and the
+            // portable one: the same values (the epilogue is exact).
+            let p = c.positions();
+            let mut outs = Vec::new();
+            for epi in [
+                Epilogue {
+                    bias: None,
+                    relu: false,
+                },
+                Epilogue {
+                    bias: Some(&bias[..]),
+                    relu: true,
+                },
+            ] {
+                let mut out = vec![f32::NAN; filters * p];
+                f32::conv_wide_forward(&c, &img, &w, epi, &mut vec![0.0; filters * l], &mut out);
+                let mut out_portable = vec![f32::NAN; filters * p];
+                forward_compact_portable(&c, &img, &w, epi, &mut vec![0.0; filters * l], &mut out_portable);
+                for (a, b) in out.iter().zip(&out_portable) {
+                    assert!(
+                        (a - b).abs() < 1e-5 * (1.0 + b.abs()) * kernel as f32,
+                        "{c:?}: {a} vs {b}"
+                    );
+                }
+                outs.push(out);
+            }
+            for f in 0..filters {
+                for oy in 0..os {
+                    for ox in 0..os {
+                        let (q, i) = (oy * side + ox, f * p + oy * os + ox);
+                        let plain = outs[0][i];
+                        assert!((plain - z[f * l + q]).abs() < 1e-5 * (1.0 + plain.abs()) * kernel as f32);
+                        assert_eq!(outs[1][i], (plain + bias[f]).max(0.0), "{c:?}");
+                    }
+                }
+            }
+            // δ laid out wide, with and without the ReLU mask.
+            let d_compact: Vec<f32> = random_vec(filters * p, &mut rng);
+            let h: Vec<f32> = random_vec(filters * p, &mut rng);
+            for mask in [None, Some(&h[..])] {
+                let mut wide = vec![7.0f32; filters * l];
+                f32::conv_wide_delta(&c, &d_compact, mask, &mut wide);
+                let mut wide_portable = vec![7.0f32; filters * l];
+                delta_portable(&c, &d_compact, mask, &mut wide_portable);
+                assert_eq!(wide, wide_portable);
+                for f in 0..filters {
+                    for q in 0..l {
+                        let (oy, ox) = (q / side, q % side);
+                        let want = if ox < os {
+                            let i = f * p + oy * os + ox;
+                            if mask.is_some_and(|h| h[i] <= 0.0) {
+                                0.0
+                            } else {
+                                d_compact[i]
+                            }
+                        } else {
+                            7.0
+                        };
+                        assert_eq!(wide[f * l + q], want);
+                    }
+                }
+            }
             let mut lanes = start.clone();
             f32::conv_wide_d_weight(&c, &img, &delta, &mut lanes);
             let mut lanes_portable = start.clone();
@@ -357,9 +588,8 @@ mod tests {
             for f in 0..filters {
                 for p in 0..l {
                     let want: f64 = (0..kk).map(|t| at(f, t, p).0 * at(f, t, p).1).sum();
-                    for got in [z[f * l + p], z_portable[f * l + p]] {
-                        assert!((got as f64 - want).abs() < 1e-5 * (1.0 + want.abs()) * kernel as f64);
-                    }
+                    let got = z[f * l + p];
+                    assert!((got as f64 - want).abs() < 1e-5 * (1.0 + want.abs()) * kernel as f64);
                 }
                 for t in 0..kk {
                     let i = (f * kk + t) * LANES;
@@ -387,8 +617,12 @@ mod tests {
         };
         let img = vec![0.0f32; 63];
         let r = std::panic::catch_unwind(|| {
-            let mut out = vec![0.0f32; 2 * c.wide_len()];
-            f32::conv_wide_forward(&c, &img, &[0.0; 18], &mut out)
+            let (mut wide, mut out) = (vec![0.0f32; 2 * c.wide_len()], vec![0.0f32; 2 * 36]);
+            let epi = Epilogue {
+                bias: None,
+                relu: false,
+            };
+            f32::conv_wide_forward(&c, &img, &[0.0; 18], epi, &mut wide, &mut out)
         });
         assert!(r.is_err());
     }
