@@ -369,7 +369,7 @@ impl Scalar for f32 {
         #[cfg(target_arch = "x86_64")]
         if avx512::available() {
             // SAFETY: the CPU supports AVX-512F.
-            return unsafe { conv_wide::avx512::forward(c, img, w, epi, out) };
+            return unsafe { conv_wide::avx512::forward(c, img, w, epi, wide, out) };
         }
         conv_wide::forward_compact_portable(c, img, w, epi, wide, out)
     }

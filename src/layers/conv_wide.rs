@@ -167,23 +167,31 @@ pub(crate) mod avx512 {
     /// # Safety
     /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn forward(c: &Conv2d, img: &[f32], w: &[f32], epi: Epilogue<f32>, out: &mut [f32]) {
+    pub unsafe fn forward(
+        c: &Conv2d,
+        img: &[f32],
+        w: &[f32],
+        epi: Epilogue<f32>,
+        wide: &mut [f32],
+        out: &mut [f32],
+    ) {
         assert!(
             img.len() >= c.side * c.side
                 && w.len() >= c.filters * c.patch()
+                && wide.len() >= c.filters * c.wide_len()
                 && out.len() >= c.filters * c.positions()
                 && epi.bias.is_none_or(|b| b.len() >= c.filters),
             "conv_wide: slices shorter than the shape {c:?}"
         );
-        let (img, w, out) = (img.as_ptr(), w.as_ptr(), out.as_mut_ptr());
+        let (img, w, wide, out) = (img.as_ptr(), w.as_ptr(), wide.as_mut_ptr(), out.as_mut_ptr());
         // SAFETY: the assertion bounds every access: taps read x[o_t + p] with
         // o_t + p < S² (positions p < L, masked at the end), filters f < F, and
         // the valid lanes of a vector go to compact positions < OS².
         unsafe {
             match c.filters {
-                1 => forward_filters::<1, 8>(c, img, w, epi, out),
-                2 => forward_filters::<2, 8>(c, img, w, epi, out),
-                _ => forward_filters::<4, 6>(c, img, w, epi, out),
+                1 => forward_filters::<1, 8>(c, img, w, epi, wide, out),
+                2 => forward_filters::<2, 8>(c, img, w, epi, wide, out),
+                _ => forward_filters::<4, 6>(c, img, w, epi, wide, out),
             }
         }
     }
@@ -221,11 +229,13 @@ pub(crate) mod avx512 {
     }
 
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn forward_filters<const FB: usize, const NV: usize>(
         c: &Conv2d,
         img: *const f32,
         w: *const f32,
         epi: Epilogue<f32>,
+        wide: *mut f32,
         out: *mut f32,
     ) {
         let (l, nf) = (c.wide_len(), c.filters);
@@ -237,11 +247,11 @@ pub(crate) mod avx512 {
             let mut p0 = 0;
             unsafe {
                 while p0 + NV * LANES <= l {
-                    forward_block::<FB, NV>(c, img, w, epi, out, &fs, p0, [0xffff; NV]);
+                    forward_block::<FB, NV>(c, img, w, epi, wide, out, &fs, p0, [0xffff; NV]);
                     p0 += NV * LANES;
                 }
                 if p0 < l {
-                    forward_tail::<FB>(c, img, w, epi, out, &fs, p0);
+                    forward_tail::<FB>(c, img, w, epi, wide, out, &fs, p0);
                 }
             }
         }
@@ -251,11 +261,13 @@ pub(crate) mod avx512 {
     /// they need (the last one masked), so that its chains of K² dependent
     /// multiply-adds overlap as in a full block.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn forward_tail<const FB: usize>(
         c: &Conv2d,
         img: *const f32,
         w: *const f32,
         epi: Epilogue<f32>,
+        wide: *mut f32,
         out: *mut f32,
         fs: &[usize; FB],
         p0: usize,
@@ -264,27 +276,31 @@ pub(crate) mod avx512 {
         let m = |v: usize| tail_mask(rest.saturating_sub(v * LANES));
         unsafe {
             match rest.div_ceil(LANES) {
-                1 => forward_block::<FB, 1>(c, img, w, epi, out, fs, p0, [m(0)]),
-                2 => forward_block::<FB, 2>(c, img, w, epi, out, fs, p0, [m(0), m(1)]),
-                3 => forward_block::<FB, 3>(c, img, w, epi, out, fs, p0, [m(0), m(1), m(2)]),
-                4 => forward_block::<FB, 4>(c, img, w, epi, out, fs, p0, [m(0), m(1), m(2), m(3)]),
-                5 => forward_block::<FB, 5>(c, img, w, epi, out, fs, p0, [m(0), m(1), m(2), m(3), m(4)]),
-                6 => {
-                    forward_block::<FB, 6>(c, img, w, epi, out, fs, p0, [m(0), m(1), m(2), m(3), m(4), m(5)])
+                1 => forward_block::<FB, 1>(c, img, w, epi, wide, out, fs, p0, [m(0)]),
+                2 => forward_block::<FB, 2>(c, img, w, epi, wide, out, fs, p0, [m(0), m(1)]),
+                3 => forward_block::<FB, 3>(c, img, w, epi, wide, out, fs, p0, [m(0), m(1), m(2)]),
+                4 => forward_block::<FB, 4>(c, img, w, epi, wide, out, fs, p0, [m(0), m(1), m(2), m(3)]),
+                5 => {
+                    forward_block::<FB, 5>(c, img, w, epi, wide, out, fs, p0, [m(0), m(1), m(2), m(3), m(4)])
                 }
-                7 => forward_block::<FB, 7>(
+                6 => forward_block::<FB, 6>(
                     c,
                     img,
                     w,
                     epi,
+                    wide,
                     out,
                     fs,
                     p0,
-                    [m(0), m(1), m(2), m(3), m(4), m(5), m(6)],
+                    [m(0), m(1), m(2), m(3), m(4), m(5)],
                 ),
+                7 => {
+                    let masks = [m(0), m(1), m(2), m(3), m(4), m(5), m(6)];
+                    forward_block::<FB, 7>(c, img, w, epi, wide, out, fs, p0, masks)
+                }
                 8 => {
                     let masks = [m(0), m(1), m(2), m(3), m(4), m(5), m(6), m(7)];
-                    forward_block::<FB, 8>(c, img, w, epi, out, fs, p0, masks)
+                    forward_block::<FB, 8>(c, img, w, epi, wide, out, fs, p0, masks)
                 }
                 _ => unreachable!("a tail is shorter than a block of at most 8 vectors"),
             }
@@ -298,12 +314,25 @@ pub(crate) mod avx512 {
         img: *const f32,
         w: *const f32,
         epi: Epilogue<f32>,
+        wide: *mut f32,
         out: *mut f32,
         fs: &[usize; FB],
         p0: usize,
         masks: [__mmask16; NV],
     ) {
-        let (s, k, kk, p) = (c.side, c.kernel, c.patch(), c.positions());
+        let (s, k, kk, p, l) = (c.side, c.kernel, c.patch(), c.positions(), c.wide_len());
+        // Where each vector's valid lanes go (worked out before the sums, so
+        // that the epilogue below is straight-line code on the registers).
+        let (mut lanes, mut first) = ([0 as __mmask16; NV], [0usize; NV]);
+        let (mut row, mut r) = (p0 / s, p0 % s);
+        for v in 0..NV {
+            (lanes[v], first[v]) = valid(c, row, r);
+            r += LANES;
+            while r >= s {
+                r -= s;
+                row += 1;
+            }
+        }
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); NV]; FB];
             for ky in 0..k {
@@ -330,25 +359,26 @@ pub(crate) mod avx512 {
                     bias[j] = _mm512_set1_ps(b[fs[j]]);
                 }
             }
-            let (mut row, mut r) = (p0 / s, p0 % s);
+            // The sums go to the wide scratch first (a plain store of each
+            // register), and the epilogue reads them back from L1: done on the
+            // registers directly, the block no longer fits them.
+            for j in 0..FB {
+                for v in 0..NV {
+                    _mm512_mask_storeu_ps(wide.add(fs[j] * l + p0 + v * LANES), masks[v], acc[j][v]);
+                }
+            }
             for v in 0..NV {
-                let (lanes, first) = valid(c, row, r);
-                r += LANES;
-                while r >= s {
-                    r -= s;
-                    row += 1;
-                }
-                if lanes == 0 {
-                    continue;
-                }
-                let stored = ((1u32 << lanes.count_ones()) - 1) as __mmask16;
+                let stored = ((1u32 << lanes[v].count_ones()) - 1) as __mmask16;
                 for j in 0..FB {
-                    let mut z = _mm512_add_ps(acc[j][v], bias[j]);
+                    let sum = _mm512_maskz_loadu_ps(masks[v], wide.add(fs[j] * l + p0 + v * LANES));
+                    let mut z = _mm512_add_ps(sum, bias[j]);
                     if epi.relu {
                         z = _mm512_max_ps(_mm512_setzero_ps(), z);
                     }
-                    let packed = _mm512_maskz_compress_ps(lanes, z);
-                    _mm512_mask_storeu_ps(out.add(fs[j] * p + first), stored, packed);
+                    // A vector without valid lanes stores nothing (`stored` = 0);
+                    // its `first` is then past the end, so never dereferenced.
+                    let packed = _mm512_maskz_compress_ps(lanes[v], z);
+                    _mm512_mask_storeu_ps(out.wrapping_add(fs[j] * p + first[v]), stored, packed);
                 }
             }
         }
