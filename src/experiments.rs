@@ -545,76 +545,116 @@ pub enum PlanEvent<'a> {
         job: &'a Job,
         record: &'a EpochRecord,
         eta_seconds: Option<f64>,
+        /// Whether other jobs are running beside this one.
+        concurrent: bool,
     },
     Batch,
 }
 
-/// Runs `jobs` in order. With `reuse`, jobs already finished in their folders
+/// Runs `jobs`. With `reuse`, jobs already finished in their folders
 /// (verified by [`finished_run`]) are skipped and their results read back.
 /// `data_for` gives the data of a normalisation (loaded once by the caller).
+///
+/// With `lanes` > 1, the jobs whose results do not depend on the thread count
+/// (the MLP's, see `train::mlp_step`) run `lanes` at a time, longest first,
+/// each on its own pool of threads/`lanes` threads (a small MLP keeps one
+/// core busier than it keeps two); the others then run one after another on
+/// all threads. The results come back in the order of `jobs` either way.
 pub fn run_plan(
     jobs: &[Job],
     reuse: bool,
     data_for: &dyn Fn(Normalize) -> Result<std::sync::Arc<Data>>,
     command: &str,
-    report: &mut dyn FnMut(PlanEvent),
+    lanes: usize,
+    report: &mut (dyn FnMut(PlanEvent) + Send),
 ) -> Result<Vec<JobResult>> {
+    use std::sync::Mutex;
     let work = |j: &Job| j.spec.cost() * j.spec.settings.epochs as f64;
     let total_work: f64 = jobs.iter().map(work).sum();
-    let mut done_work = 0.0;
-    let mut trained_work = 0.0;
-    let mut trained_seconds = 0.0;
-    let eta = |done: f64, trained_w: f64, trained_s: f64| {
-        (trained_w > 0.0).then(|| (total_work - done).max(0.0) * trained_s / trained_w)
+    // Data first, on this thread (`data_for` loads and caches).
+    let data: Vec<_> = jobs
+        .iter()
+        .map(|j| data_for(j.spec.normalize))
+        .collect::<Result<_>>()?;
+    // The ETA is the remaining work at the rate trained so far (wall clock,
+    // so that runs side by side count once).
+    struct Shared<'r> {
+        report: &'r mut (dyn for<'a> FnMut(PlanEvent<'a>) + Send),
+        started: usize,
+        done_work: f64,
+        trained_work: f64,
+        training_since: Option<Instant>,
+    }
+    let shared = Mutex::new(Shared {
+        report,
+        started: 0,
+        done_work: 0.0,
+        trained_work: 0.0,
+        training_since: None,
+    });
+    let eta = |sh: &Shared, in_flight: f64| {
+        let rate = sh
+            .training_since
+            .map(|t| t.elapsed().as_secs_f64() / (sh.trained_work + in_flight));
+        rate.filter(|r| r.is_finite() && sh.trained_work + in_flight > 0.0)
+            .map(|r| (total_work - sh.done_work - in_flight).max(0.0) * r)
     };
-    let mut results = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
-        let data = data_for(job.spec.normalize)?;
+    let run_one = |job: &Job, data: &Data, concurrent: bool| -> Result<JobResult> {
+        let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(history) = reuse
             .then(|| finished_run(&job.dir, &job.spec, data.dataset))
             .flatten()
         {
-            report(PlanEvent::Start {
+            let mut sh = lock();
+            sh.started += 1;
+            sh.done_work += work(job);
+            let index = sh.started;
+            (sh.report)(PlanEvent::Start {
                 job,
-                index: i + 1,
+                index,
                 total: jobs.len(),
                 reused: true,
                 eta_seconds: None,
             });
-            done_work += work(job);
-            results.push(JobResult {
+            return Ok(JobResult {
                 job: job.clone(),
                 history,
                 reused: true,
             });
-            continue;
         }
-        report(PlanEvent::Start {
-            job,
-            index: i + 1,
-            total: jobs.len(),
-            reused: false,
-            eta_seconds: eta(done_work, trained_work, trained_seconds),
-        });
+        {
+            let mut sh = lock();
+            sh.started += 1;
+            sh.training_since.get_or_insert_with(Instant::now);
+            let (index, eta_seconds) = (sh.started, eta(&sh, 0.0));
+            (sh.report)(PlanEvent::Start {
+                job,
+                index,
+                total: jobs.len(),
+                reused: false,
+                eta_seconds,
+            });
+        }
         let run_dir = RunDir::create(&job.dir, true)?;
         let per_epoch = job.spec.cost();
-        let started = Instant::now();
         let options = ExecuteOptions {
             command,
             ..Default::default()
         };
-        let end = execute(&job.spec, &data, &run_dir, options, &mut |p| match p {
-            Progress::Epoch(r, _, _) => {
-                let elapsed = started.elapsed().as_secs_f64();
-                let w = per_epoch * r.epoch as f64;
-                let eta_seconds = eta(done_work + w, trained_work + w, trained_seconds + elapsed);
-                report(PlanEvent::Epoch {
-                    job,
-                    record: r,
-                    eta_seconds,
-                });
+        let end = execute(&job.spec, data, &run_dir, options, &mut |p| {
+            let mut sh = lock();
+            match p {
+                Progress::Epoch(r, _, _) => {
+                    let eta_seconds = eta(&sh, per_epoch * r.epoch as f64);
+                    (sh.report)(PlanEvent::Epoch {
+                        job,
+                        record: r,
+                        eta_seconds,
+                        concurrent,
+                    });
+                }
+                Progress::Batch { .. } => (sh.report)(PlanEvent::Batch),
             }
-            Progress::Batch { .. } => report(PlanEvent::Batch),
         })?;
         let RunEnd::Finished(_) = end else {
             anyhow::bail!("{}: the run stopped before its last epoch", job.dir.display());
@@ -622,16 +662,58 @@ pub fn run_plan(
         // The history as written (six decimals), exactly as a reused run reads it,
         // so a sweep's summary does not depend on which runs were reused.
         let history = read_history(&job.dir.join(HISTORY_FILE))?;
-        trained_seconds += started.elapsed().as_secs_f64();
-        trained_work += work(job);
-        done_work += work(job);
-        results.push(JobResult {
+        let mut sh = lock();
+        sh.trained_work += work(job);
+        sh.done_work += work(job);
+        Ok(JobResult {
             job: job.clone(),
             history,
             reused: false,
+        })
+    };
+    let mut results: Vec<Option<Result<JobResult>>> = jobs.iter().map(|_| None).collect();
+    // Side by side: the thread-independent jobs, longest first.
+    let mut side: Vec<usize> = (0..jobs.len())
+        .filter(|&i| lanes > 1 && jobs[i].spec.model.thread_independent())
+        .collect();
+    side.sort_by(|&a, &b| work(&jobs[b]).total_cmp(&work(&jobs[a])));
+    if !side.is_empty() {
+        let per_lane = (rayon::current_num_threads() / lanes).max(1);
+        let queue = Mutex::new(side.into_iter());
+        let done = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..lanes {
+                scope.spawn(|| {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(per_lane).build();
+                    loop {
+                        let Some(i) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else {
+                            break;
+                        };
+                        let result = match &pool {
+                            Ok(pool) => pool.install(|| run_one(&jobs[i], &data[i], true)),
+                            Err(e) => Err(anyhow!("could not start a thread pool: {e}")),
+                        };
+                        done.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
+                    }
+                });
+            }
         });
+        for (i, r) in done.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            results[i] = Some(r);
+        }
     }
-    Ok(results)
+    let side_failed = results.iter().flatten().any(|r| r.is_err());
+    for i in 0..jobs.len() {
+        if results[i].is_none() && !side_failed {
+            let r = run_one(&jobs[i], &data[i], false);
+            let failed = r.is_err();
+            results[i] = Some(r);
+            if failed {
+                break;
+            }
+        }
+    }
+    results.into_iter().map_while(|r| r).collect()
 }
 
 /// One configuration of a sweep, aggregated over its seeds.

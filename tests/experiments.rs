@@ -151,3 +151,72 @@ fn a_later_list_flag_replaces_the_presets_list() {
         .collect();
     assert_eq!(runs, ["h8-s2"], "{}", stdout(&o));
 }
+
+/// The tensors of a safetensors file (the bytes after its header; the header's
+/// metadata records times and the configuration, which may differ).
+fn tensor_bytes(path: &std::path::Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    bytes[8 + n..].to_vec()
+}
+
+/// `history.csv` without its seconds column.
+fn history_values(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+#[test]
+fn mlp_runs_side_by_side_give_the_same_results_as_one_after_another() {
+    let Some(mnist) = common::mnist_dir("mlp_runs_side_by_side_give_the_same_results_as_one_after_another")
+    else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = |jobs: &str| {
+        let dir = out.path().join(format!("jobs{jobs}"));
+        let o = scratchnet(&[
+            "reproduce",
+            "--quick",
+            "--threads",
+            "2",
+            "--jobs",
+            jobs,
+            "--data-dir",
+            mnist.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+        (dir, stdout(&o))
+    };
+    let (side, side_out) = run("2");
+    let (serial, serial_out) = run("1");
+    // Side by side, each MLP run has one thread and its lines name it.
+    assert!(side_out.contains("[mlp H=512 seed 0] Epoch 2/2"), "{side_out}");
+    assert!(!serial_out.contains("[mlp H="), "{serial_out}");
+    for h in [32, 64, 128, 256, 512] {
+        let r = format!("mlp/h{h}-s0");
+        let config = std::fs::read_to_string(side.join(&r).join("config.json")).unwrap();
+        assert!(config.contains("\"threads\": 1"), "{config}");
+        assert_eq!(
+            tensor_bytes(&side.join(&r).join("model.safetensors")),
+            tensor_bytes(&serial.join(&r).join("model.safetensors")),
+            "{r}"
+        );
+        assert_eq!(
+            history_values(&side.join(&r).join("history.csv")),
+            history_values(&serial.join(&r).join("history.csv")),
+            "{r}"
+        );
+    }
+    // The CNN's runs use both threads either way.
+    let config = std::fs::read_to_string(side.join("cnn/k7-s0/config.json")).unwrap();
+    assert!(config.contains("\"threads\": 2"), "{config}");
+    assert_eq!(
+        tensor_bytes(&side.join("cnn/k7-s0/model.safetensors")),
+        tensor_bytes(&serial.join("cnn/k7-s0/model.safetensors"))
+    );
+}

@@ -35,6 +35,11 @@ pub struct ReproduceArgs {
     /// Worker threads (0: one per core)
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// MLP runs trained side by side, each on threads/JOBS threads (their results do
+    /// not depend on the thread count; the CNN's runs always use all threads).
+    /// 0: two when there are at least two threads
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -83,7 +88,11 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         out.display(),
         cpu_model()
     );
-    let results = run_jobs(&jobs, !a.overwrite, &data)?;
+    let lanes = match a.jobs {
+        0 => threads.min(2),
+        n => n.min(threads),
+    };
+    let results = run_jobs(&jobs, !a.overwrite, &data, lanes)?;
     let reused = results.iter().filter(|r| r.reused).count();
     let (mlp_results, cnn_results): (Vec<_>, Vec<_>) =
         results.into_iter().partition(|r| r.job.sweep == "mlp");

@@ -138,7 +138,7 @@ pub fn run(c: SweepCommand) -> Result<()> {
         jobs.len(),
         name.display()
     );
-    let results = run_jobs(&jobs, !common.overwrite, &data)?;
+    let results = run_jobs(&jobs, !common.overwrite, &data, 1)?;
     let summaries = summarise(&results);
     write_sweep_outputs(&name, title, parameter, &summaries)?;
     println!("\n{}", std::fs::read_to_string(name.join("results.md"))?);
@@ -149,15 +149,16 @@ pub fn run(c: SweepCommand) -> Result<()> {
     Ok(())
 }
 
-/// Runs a plan, printing each run's start and epochs with the plan's ETA.
-pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache) -> Result<Vec<JobResult>> {
+/// Runs a plan, printing each run's start and epochs with the plan's ETA;
+/// `lanes` as in [`run_plan`] (epoch lines then name their run).
+pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache, lanes: usize) -> Result<Vec<JobResult>> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let batches: usize = jobs
         .iter()
         .map(|j| j.spec.settings.epochs * 60_000usize.div_ceil(j.spec.settings.batch_size))
         .sum();
     let bar = progress_bar(batches as u64);
-    let result = run_plan(jobs, reuse, &|n| data.get(n), &command, &mut |e| match e {
+    let result = run_plan(jobs, reuse, &|n| data.get(n), &command, lanes, &mut |e| match e {
         PlanEvent::Start {
             job,
             index,
@@ -189,11 +190,17 @@ pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache) -> Result<Vec<JobRe
             job,
             record,
             eta_seconds,
+            concurrent,
         } => {
             let eta = eta_seconds
                 .map(|s| format!(", ETA {}", format_duration(s)))
                 .unwrap_or_default();
-            bar.suspend(|| println!("{}", epoch_line(record, job.spec.settings.epochs, &eta)));
+            let line = epoch_line(record, job.spec.settings.epochs, &eta);
+            let seed = job.spec.settings.seed;
+            bar.suspend(|| match concurrent {
+                true => println!("[{} {} seed {seed}] {line}", job.sweep, job.label),
+                false => println!("{line}"),
+            });
         }
         PlanEvent::Batch => bar.inc(1),
     });

@@ -104,6 +104,12 @@ pub enum Net {
 }
 
 impl ModelSpec {
+    /// Whether training results are the same bits for any thread count (the
+    /// MLP's step, `train::mlp_step`); the CNN's depend on it.
+    pub fn thread_independent(&self) -> bool {
+        matches!(self, ModelSpec::Mlp { .. })
+    }
+
     /// The report's MLP with `hidden` sigmoid units on MNIST-sized inputs.
     pub fn mlp(hidden: usize) -> Self {
         ModelSpec::Mlp {
