@@ -168,6 +168,32 @@ fn conv(c: &mut Criterion) {
                 })
             },
         );
+        // The same sums the way the im2col strategy computes them (patch
+        // matrix, then a general product), for comparison.
+        let (p, kk) = (conv.positions(), conv.patch());
+        let mut cols = vec![0.0f32; p * kk];
+        g.bench_function(
+            format!("forward K7 F{filters} B{batch} (im2col + product)"),
+            |bench| {
+                bench.iter(|| {
+                    for (img, zb) in x.chunks_exact(784).zip(z.chunks_exact_mut(filters * p)) {
+                        conv.im2col(img, &mut cols);
+                        linalg::matmul_a_bt(filters, kk, p, &w, &cols, 0.0, zb);
+                    }
+                })
+            },
+        );
+        g.bench_function(
+            format!("backward dW K7 F{filters} B{batch} (im2col + product)"),
+            |bench| {
+                bench.iter(|| {
+                    for (img, dzb) in x.chunks_exact(784).zip(d_z.chunks_exact(filters * p)) {
+                        conv.im2col(img, &mut cols);
+                        linalg::matmul(filters, p, kk, dzb, &cols, 1.0, &mut d_w);
+                    }
+                })
+            },
+        );
     }
     g.finish();
 }
