@@ -183,15 +183,22 @@ pub(crate) mod avx512 {
                 && epi.bias.is_none_or(|b| b.len() >= c.filters),
             "conv_wide: slices shorter than the shape {c:?}"
         );
-        let (img, w, wide, out) = (img.as_ptr(), w.as_ptr(), wide.as_mut_ptr(), out.as_mut_ptr());
+        let k = Forward {
+            c,
+            img: img.as_ptr(),
+            w: w.as_ptr(),
+            epi,
+            wide: wide.as_mut_ptr(),
+            out: out.as_mut_ptr(),
+        };
         // SAFETY: the assertion bounds every access: taps read x[o_t + p] with
         // o_t + p < S² (positions p < L, masked at the end), filters f < F, and
         // the valid lanes of a vector go to compact positions < OS².
         unsafe {
             match c.filters {
-                1 => forward_filters::<1, 8>(c, img, w, epi, wide, out),
-                2 => forward_filters::<2, 8>(c, img, w, epi, wide, out),
-                _ => forward_filters::<4, 6>(c, img, w, epi, wide, out),
+                1 => forward_filters::<1, 8>(&k),
+                2 => forward_filters::<2, 8>(&k),
+                _ => forward_filters::<4, 6>(&k),
             }
         }
     }
@@ -228,17 +235,20 @@ pub(crate) mod avx512 {
         ((this | next) as __mmask16, first)
     }
 
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn forward_filters<const FB: usize, const NV: usize>(
-        c: &Conv2d,
+    /// The operands of one forward call.
+    struct Forward<'a> {
+        c: &'a Conv2d,
         img: *const f32,
         w: *const f32,
-        epi: Epilogue<f32>,
+        epi: Epilogue<'a, f32>,
+        /// F·L scratch for the sums before the epilogue.
         wide: *mut f32,
         out: *mut f32,
-    ) {
-        let (l, nf) = (c.wide_len(), c.filters);
+    }
+
+    #[inline(always)]
+    unsafe fn forward_filters<const FB: usize, const NV: usize>(k: &Forward) {
+        let (l, nf) = (k.c.wide_len(), k.c.filters);
         for f0 in (0..nf).step_by(FB) {
             let mut fs = [0; FB];
             for (j, f) in fs.iter_mut().enumerate() {
@@ -247,11 +257,11 @@ pub(crate) mod avx512 {
             let mut p0 = 0;
             unsafe {
                 while p0 + NV * LANES <= l {
-                    forward_block::<FB, NV>(c, img, w, epi, wide, out, &fs, p0, [0xffff; NV]);
+                    forward_block::<FB, NV>(k, &fs, p0, [0xffff; NV]);
                     p0 += NV * LANES;
                 }
                 if p0 < l {
-                    forward_tail::<FB>(c, img, w, epi, wide, out, &fs, p0);
+                    forward_tail::<FB>(k, &fs, p0);
                 }
             }
         }
@@ -261,68 +271,41 @@ pub(crate) mod avx512 {
     /// they need (the last one masked), so that its chains of K² dependent
     /// multiply-adds overlap as in a full block.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn forward_tail<const FB: usize>(
-        c: &Conv2d,
-        img: *const f32,
-        w: *const f32,
-        epi: Epilogue<f32>,
-        wide: *mut f32,
-        out: *mut f32,
-        fs: &[usize; FB],
-        p0: usize,
-    ) {
-        let rest = c.wide_len() - p0;
+    unsafe fn forward_tail<const FB: usize>(k: &Forward, fs: &[usize; FB], p0: usize) {
+        let rest = k.c.wide_len() - p0;
         let m = |v: usize| tail_mask(rest.saturating_sub(v * LANES));
         unsafe {
             match rest.div_ceil(LANES) {
-                1 => forward_block::<FB, 1>(c, img, w, epi, wide, out, fs, p0, [m(0)]),
-                2 => forward_block::<FB, 2>(c, img, w, epi, wide, out, fs, p0, [m(0), m(1)]),
-                3 => forward_block::<FB, 3>(c, img, w, epi, wide, out, fs, p0, [m(0), m(1), m(2)]),
-                4 => forward_block::<FB, 4>(c, img, w, epi, wide, out, fs, p0, [m(0), m(1), m(2), m(3)]),
-                5 => {
-                    forward_block::<FB, 5>(c, img, w, epi, wide, out, fs, p0, [m(0), m(1), m(2), m(3), m(4)])
-                }
-                6 => forward_block::<FB, 6>(
-                    c,
-                    img,
-                    w,
-                    epi,
-                    wide,
-                    out,
-                    fs,
-                    p0,
-                    [m(0), m(1), m(2), m(3), m(4), m(5)],
-                ),
-                7 => {
-                    let masks = [m(0), m(1), m(2), m(3), m(4), m(5), m(6)];
-                    forward_block::<FB, 7>(c, img, w, epi, wide, out, fs, p0, masks)
-                }
-                8 => {
-                    let masks = [m(0), m(1), m(2), m(3), m(4), m(5), m(6), m(7)];
-                    forward_block::<FB, 8>(c, img, w, epi, wide, out, fs, p0, masks)
-                }
+                1 => forward_block::<FB, 1>(k, fs, p0, std::array::from_fn(m)),
+                2 => forward_block::<FB, 2>(k, fs, p0, std::array::from_fn(m)),
+                3 => forward_block::<FB, 3>(k, fs, p0, std::array::from_fn(m)),
+                4 => forward_block::<FB, 4>(k, fs, p0, std::array::from_fn(m)),
+                5 => forward_block::<FB, 5>(k, fs, p0, std::array::from_fn(m)),
+                6 => forward_block::<FB, 6>(k, fs, p0, std::array::from_fn(m)),
+                7 => forward_block::<FB, 7>(k, fs, p0, std::array::from_fn(m)),
+                8 => forward_block::<FB, 8>(k, fs, p0, std::array::from_fn(m)),
                 _ => unreachable!("a tail is shorter than a block of at most 8 vectors"),
             }
         }
     }
 
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn forward_block<const FB: usize, const NV: usize>(
-        c: &Conv2d,
-        img: *const f32,
-        w: *const f32,
-        epi: Epilogue<f32>,
-        wide: *mut f32,
-        out: *mut f32,
+        kernel: &Forward,
         fs: &[usize; FB],
         p0: usize,
         masks: [__mmask16; NV],
     ) {
+        let Forward {
+            c,
+            img,
+            w,
+            epi,
+            wide,
+            out,
+        } = *kernel;
         let (s, k, kk, p, l) = (c.side, c.kernel, c.patch(), c.positions(), c.wide_len());
-        // Where each vector's valid lanes go (worked out before the sums, so
-        // that the epilogue below is straight-line code on the registers).
+        // Where each vector's valid lanes go in the compact layout.
         let (mut lanes, mut first) = ([0 as __mmask16; NV], [0usize; NV]);
         let (mut row, mut r) = (p0 / s, p0 % s);
         for v in 0..NV {
