@@ -125,8 +125,10 @@ fn update(c: &mut Criterion) {
 }
 
 fn conv(c: &mut Criterion) {
+    // One thread, one 64-sample shard of a training step.
     let batch = 64;
-    let mut g = c.benchmark_group("conv2d");
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let mut g = c.benchmark_group("conv2d, one thread");
     for filters in [1, 32] {
         let conv = Conv2d {
             side: 28,
@@ -136,7 +138,7 @@ fn conv(c: &mut Criterion) {
         let x = random(batch * 784, 4);
         let w = random(filters * 49, 5);
         let mut d_z = random(batch * conv.out_len(), 6);
-        let mut scratch = conv.scratch::<f32>(batch);
+        let mut scratch = one.install(|| conv.scratch::<f32>(batch));
         let mut z = vec![0.0; batch * conv.out_len()];
         let mut d_w = vec![0.0; w.len()];
         g.throughput(Throughput::Elements(
@@ -144,7 +146,11 @@ fn conv(c: &mut Criterion) {
         ));
         g.bench_function(
             format!("forward K7 F{filters} B{batch} ({:?})", conv.strategy::<f32>()),
-            |bench| bench.iter(|| conv.forward(batch, &x, &w, None, false, None, &mut scratch, &mut z)),
+            |bench| {
+                bench.iter(|| {
+                    one.install(|| conv.forward(batch, &x, &w, None, false, None, &mut scratch, &mut z))
+                })
+            },
         );
         g.bench_function(
             format!(
@@ -153,18 +159,20 @@ fn conv(c: &mut Criterion) {
             ),
             |bench| {
                 bench.iter(|| {
-                    conv.backward(
-                        batch,
-                        &x,
-                        &w,
-                        None,
-                        None,
-                        &mut d_z,
-                        &mut scratch,
-                        &mut d_w,
-                        None,
-                        None,
-                    )
+                    one.install(|| {
+                        conv.backward(
+                            batch,
+                            &x,
+                            &w,
+                            None,
+                            None,
+                            &mut d_z,
+                            &mut scratch,
+                            &mut d_w,
+                            None,
+                            None,
+                        )
+                    })
                 })
             },
         );
