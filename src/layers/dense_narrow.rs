@@ -328,12 +328,15 @@ pub(crate) mod avx512 {
                             }
                         }
                     }
-                    let mut lanes = [0.0f32; 2 * LANES];
                     for (i, &b) in bs.iter().enumerate().take(batch - b0) {
                         for j in 0..super::BLOCKS {
-                            _mm512_storeu_ps(lanes.as_mut_ptr(), acc[i / 2][j]);
-                            let half = &lanes[(i % 2) * LANES..(i % 2 + 1) * LANES];
-                            d_x[b * d + i0 + j * LANES..b * d + i0 + (j + 1) * LANES].copy_from_slice(half);
+                            // Sample i's eight values: the low or the high half.
+                            let both = _mm512_castps_pd(acc[i / 2][j]);
+                            let half = match i % 2 {
+                                0 => _mm512_castpd512_pd256(both),
+                                _ => _mm512_extractf64x4_pd::<1>(both),
+                            };
+                            _mm256_storeu_pd(d_x.as_mut_ptr().add(b * d + i0 + j * LANES) as *mut f64, half);
                         }
                     }
                 }
