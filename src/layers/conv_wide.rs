@@ -39,9 +39,11 @@ fn offsets(c: &Conv2d) -> impl Iterator<Item = usize> + '_ {
     (0..c.kernel).flat_map(move |ky| (0..c.kernel).map(move |kx| ky * c.side + kx))
 }
 
-fn check<T>(c: &Conv2d, img: &[T], w_or_lanes: usize, wide: &[T], lanes: usize) {
+/// Panics unless `img` holds an image, `wide` F wide maps, and the third
+/// operand (W, or the ∂W lanes) `have` ≥ `need` values.
+fn check<T>(c: &Conv2d, img: &[T], have: usize, wide: &[T], need: usize) {
     assert!(
-        img.len() >= c.side * c.side && w_or_lanes >= lanes && wide.len() >= c.filters * c.wide_len(),
+        img.len() >= c.side * c.side && have >= need && wide.len() >= c.filters * c.wide_len(),
         "conv_wide: slices shorter than the shape {c:?}"
     );
 }

@@ -89,7 +89,7 @@ impl<T: Scalar> Dropout<T> {
         out
     }
 
-    /// What the last forward passed on: X ⊙ m, or `x` when it dropped nothing.
+    /// Whether the last forward dropped anything (its output is X ⊙ m, not X).
     pub fn active(&self) -> bool {
         self.active
     }
