@@ -112,6 +112,19 @@ pub trait Scalar:
         conv_wide::d_weight_portable(c, img, delta, lanes)
     }
 
+    /// A convolution's ∂W partial sums in 16 lanes from δ in the compact
+    /// layout, masked in place by ReLU's backward when `h` is given
+    /// ([`conv_wide::d_weight_compact_portable`]).
+    fn conv_compact_d_weight(
+        c: &Conv2d,
+        img: &[Self],
+        delta: &mut [Self],
+        h: Option<&[Self]>,
+        lanes: &mut [Self],
+    ) {
+        conv_wide::d_weight_compact_portable(c, img, delta, h, lanes)
+    }
+
     /// Y += X·Wᵀ for a dense layer with ten outputs ([`dense_narrow`]).
     fn narrow_forward(batch: usize, x: &[Self], w: &[Self], y: &mut [Self]) {
         dense_narrow::forward_generic(batch, x, w, y)
@@ -390,6 +403,21 @@ impl Scalar for f32 {
             return unsafe { conv_wide::avx512::d_weight(c, img, delta, lanes) };
         }
         conv_wide::d_weight_portable(c, img, delta, lanes)
+    }
+
+    fn conv_compact_d_weight(
+        c: &Conv2d,
+        img: &[f32],
+        delta: &mut [f32],
+        h: Option<&[f32]>,
+        lanes: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            // SAFETY: the CPU supports AVX-512F.
+            return unsafe { conv_wide::avx512::d_weight_compact(c, img, delta, h, lanes) };
+        }
+        conv_wide::d_weight_compact_portable(c, img, delta, h, lanes)
     }
 
     fn narrow_forward(batch: usize, x: &[f32], w: &[f32], y: &mut [f32]) {

@@ -91,6 +91,9 @@ struct ChunkScratch<T> {
     /// This chunk's share of ∂L/∂W and ∂L/∂b.
     d_w: Vec<T>,
     d_b: Vec<T>,
+    /// With a `before` hook: ∂L/∂z of the block of samples being processed,
+    /// `[BLOCK, F·OS²]`, reused block after block so that it stays in cache.
+    block: Vec<T>,
 }
 
 impl Conv2d {
@@ -143,6 +146,7 @@ impl Conv2d {
                     lanes: vec![T::zero(); lanes],
                     d_w: vec![T::zero(); self.filters * self.patch()],
                     d_b: vec![T::zero(); self.filters],
+                    block: Vec::new(),
                 })
                 .collect(),
         }
@@ -274,9 +278,10 @@ impl Conv2d {
     /// With `relu_h` = h = max(z, 0), `d_z` holds ∂L/∂h on entry, and each
     /// sample's sums read ∂L/∂z = ∂L/∂h ⊙ 1[h > 0] ([`relu::backward`]), applied
     /// as the sample is read (`d_z` may be overwritten with it). With `before`,
-    /// `d_z` is not read but written block by block by `before(first, rows)`
-    /// (the rows of samples `first..` of a block of [`BLOCK`]) just before the
-    /// block's sums, while the rows are in cache.
+    /// `d_z` is neither read nor written (its length is still checked):
+    /// `before(first, rows)` writes the rows of samples `first..` of a block
+    /// of [`BLOCK`] into a per-chunk buffer just before the block's sums,
+    /// which read them while they are in cache.
     #[allow(clippy::too_many_arguments)]
     pub fn backward<T: Scalar>(
         &self,
@@ -308,10 +313,19 @@ impl Conv2d {
             if im2col_dx && sc.d_cols.len() < self.positions() * self.patch() {
                 sc.d_cols.resize(self.positions() * self.patch(), T::zero());
             }
+            let mut block = std::mem::take(&mut sc.block);
+            if before.is_some() {
+                block.resize(BLOCK * out, T::zero());
+            }
             for (j, (xs, dzs)) in xc.chunks(BLOCK * ss).zip(dzc.chunks_mut(BLOCK * out)).enumerate() {
-                if let Some(before) = before {
-                    before(first + j * BLOCK, dzs);
-                }
+                let dzs = match before {
+                    Some(before) => {
+                        let rows = &mut block[..dzs.len()];
+                        before(first + j * BLOCK, rows);
+                        rows
+                    }
+                    None => dzs,
+                };
                 for (k, (img, dzb)) in xs.chunks_exact(ss).zip(dzs.chunks_exact_mut(out)).enumerate() {
                     let i = j * BLOCK + k;
                     let hb = hc.map(|h| &h[i * out..(i + 1) * out]);
@@ -322,6 +336,7 @@ impl Conv2d {
                     self.backward_one(img, w, dzb, hb, sc, with_bias, dxb);
                 }
             }
+            sc.block = block;
             if strategy == Strategy::Wide {
                 conv_wide::reduce_lanes(&sc.lanes, &mut sc.d_w);
             }
@@ -358,14 +373,15 @@ impl Conv2d {
         }
     }
 
-    /// One sample; `Wide` applies the ReLU mask of `h` as it lays δ out wide,
-    /// the other strategies expect it applied.
+    /// One sample; `Wide` applies the ReLU mask of `h` as it lays δ out wide
+    /// (or, on the compact layout, to `dzb` in place), the other strategies
+    /// expect it applied.
     #[allow(clippy::too_many_arguments)]
     fn backward_one<T: Scalar>(
         &self,
         img: &[T],
         w: &[T],
-        dzb: &[T],
+        dzb: &mut [T],
         h: Option<&[T]>,
         sc: &mut ChunkScratch<T>,
         with_bias: bool,
@@ -384,6 +400,15 @@ impl Conv2d {
             d_x.fill(T::zero());
         }
         match strategy {
+            Strategy::Wide if conv_wide::compact(self) && d_x.is_none() => {
+                // δ as it is, masked in place by the kernel.
+                T::conv_compact_d_weight(self, img, dzb, h, &mut sc.lanes);
+                if with_bias {
+                    for (d_b, df) in sc.d_b.iter_mut().zip(dzb.chunks_exact(p)) {
+                        *d_b += lane_sum(df);
+                    }
+                }
+            }
             Strategy::Wide => {
                 // δ laid out wide; its unused columns were zeroed with the scratch.
                 let wide = &mut sc.d_cols[..self.filters * len];
@@ -583,6 +608,33 @@ mod tests {
             assert!(
                 close(a, b, 1e-4),
                 "dx {c:?} {strategy:?} B={batch}: {a:?} vs {b:?}"
+            );
+        }
+        // The first layer's case: ReLU's mask from h, no ∂L/∂x (on the compact
+        // layout, the mask is applied inside the ∂W kernel).
+        let h: Vec<T> = random_vec(z.len(), rng);
+        let masked: Vec<T> = d_z
+            .iter()
+            .zip(&h)
+            .map(|(&g, &hv)| if hv > T::zero() { g } else { T::zero() })
+            .collect();
+        c.backward(
+            batch,
+            &x,
+            &w,
+            Some(&h),
+            None,
+            &mut d_z.clone(),
+            &mut scratch,
+            &mut d_w,
+            Some(&mut d_b),
+            None,
+        );
+        naive_backward(c, batch, &x, &w, &masked, &mut w_w, &mut w_b, &mut w_x);
+        for (&a, &b) in d_w.iter().zip(&w_w).chain(d_b.iter().zip(&w_b)) {
+            assert!(
+                close(a, b, 2e-5 * scale),
+                "dW with ReLU {c:?} {strategy:?} B={batch}: {a:?} vs {b:?}"
             );
         }
     }

@@ -16,16 +16,25 @@
 //!
 //! - forward: a block of filters × positions is accumulated in registers over
 //!   all K² taps (each tap: one load of the image run per 16 positions, one
-//!   broadcast of W per filter) and stored once. With 3 or more filters and
-//!   output rows of at least 16, the AVX-512 kernel runs over the compact
-//!   positions instead, reading each vector as two runs (its part of one
-//!   output row, then of the next): twice the loads, which a block of 8
-//!   filters amortises, and a fifth fewer multiply-adds (28×28, K = 7: 31
-//!   vectors per map instead of 39). Each position's sum is the same;
+//!   broadcast of W per filter) and stored once;
 //! - ∂W: a block of filters × taps is accumulated over the positions, in 16
 //!   lanes per (f, t) that persist across the samples of a call sequence
 //!   (`lanes`, [F·K²·16]); the caller sums the 16 lanes once at the end
 //!   ([`reduce_lanes`]).
+//!
+//! ```text
+//! compact layout   the layer's own [F, OS, OS]: q = oy·OS + ox
+//! forward          Z[f, q]  = Σ_t W[f, t] · x[o_t + oy·S + ox]
+//! ∂W               ∂W[f, t] = Σ_q δ[f, q] · x[o_t + oy·S + ox]   (lane q mod 16)
+//! ```
+//! With 3 or more filters and output rows of at least 16 ([`compact`]), the
+//! AVX-512 kernels run over the compact positions instead: a vector of 16
+//! positions spans at most two output rows, so a tap reads it as two runs of
+//! the image (two masked loads), and blocks of 8 filters amortise the extra
+//! loads. That is a fifth fewer multiply-adds (28×28, K = 7: 31 vectors per
+//! map instead of 39), no wide copy of δ, and ReLU's mask applied to δ inside
+//! the ∂W kernel. The forward sums are the same bits as over the wide layout;
+//! ∂W's lanes hold other partial sums (q mod 16 instead of p mod 16).
 //!
 //! Each value's sum runs in a fixed order (taps in order; positions by lane,
 //! then samples in order, then lanes in order), whatever the blocking, so a
@@ -146,19 +155,70 @@ pub fn reduce_lanes<T: Scalar>(lanes: &[T], d_w: &mut [T]) {
     }
 }
 
+/// Whether output rows hold at least 16 positions: then a vector of 16
+/// consecutive compact positions q = oy·OS + ox spans at most two rows, and a
+/// tap reads its pixels as two runs of the image.
+pub fn compact_fits(c: &Conv2d) -> bool {
+    c.out_side() >= LANES
+}
+
+/// Whether the AVX-512 kernels run on the compact layout (forward and ∂W):
+/// with 3 or more filters, where blocks of several filters amortise the
+/// second run's loads, and rows long enough ([`compact_fits`]).
+pub fn compact(c: &Conv2d) -> bool {
+    c.filters > 2 && compact_fits(c)
+}
+
+/// ∂W on the compact layout, δ `[F, OS²]` as the layer has it: first
+/// δ ← δ ⊙ 1[h > 0] in place when `h` is given (ReLU's backward), then
+/// lanes[f, t, q mod 16] += δ[f, q]·x[o_t + oy·S + ox] over q = oy·OS + ox.
+pub fn d_weight_compact_portable<T: Scalar>(
+    c: &Conv2d,
+    img: &[T],
+    delta: &mut [T],
+    h: Option<&[T]>,
+    lanes: &mut [T],
+) {
+    let (s, os, p, kk) = (c.side, c.out_side(), c.positions(), c.patch());
+    let n = c.filters * p;
+    assert!(
+        img.len() >= s * s
+            && delta.len() >= n
+            && h.is_none_or(|h| h.len() >= n)
+            && lanes.len() >= c.filters * kk * LANES,
+        "conv_wide: slices shorter than the shape {c:?}"
+    );
+    if let Some(h) = h {
+        for (d, &hv) in delta[..n].iter_mut().zip(h) {
+            if hv <= T::zero() || hv.is_nan() {
+                *d = T::zero();
+            }
+        }
+    }
+    for (f, d) in delta.chunks_exact(p).take(c.filters).enumerate() {
+        for (t, off) in offsets(c).enumerate() {
+            let acc = &mut lanes[(f * kk + t) * LANES..(f * kk + t + 1) * LANES];
+            for (q, &g) in d.iter().enumerate() {
+                acc[q % LANES] += g * img[off + q / os * s + q % os];
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512 {
     //! Register blocks: forward 4 filters × 6 vectors of 16 positions (24
     //! accumulators, 10 loads per 24 fused multiply-adds; on the compact
     //! layout 8 filters × 3 vectors, 14 loads per 24), ∂W 3 filters × 7
-    //! taps (21 accumulators, 10 loads per 21). Blocks at the edges repeat the
+    //! taps (21 accumulators, 10 loads per 21; on the compact layout 8 × 3,
+    //! 14 loads per 24). Blocks at the edges repeat the
     //! last filter or tap and store only the valid results; the last positions
     //! are read and written with masks.
     // Register blocks are indexed by filter, vector and tap.
     #![allow(clippy::needless_range_loop)]
     use std::arch::x86_64::*;
 
-    use super::{Conv2d, Epilogue, LANES, check};
+    use super::{Conv2d, Epilogue, LANES, check, compact_fits};
 
     fn tail_mask(n: usize) -> __mmask16 {
         if n >= LANES {
@@ -183,7 +243,7 @@ pub(crate) mod avx512 {
         wide: &mut [f32],
         out: &mut [f32],
     ) {
-        let compact = c.filters > 2 && compact_fits(c);
+        let compact = super::compact(c);
         // SAFETY: as this function's.
         unsafe { forward_layout(c, img, w, epi, wide, out, compact) }
     }
@@ -236,13 +296,6 @@ pub(crate) mod avx512 {
                 _ => forward_filters::<4, 6>(&k),
             }
         }
-    }
-
-    /// Whether the forward pass can run on the compact layout: with output rows
-    /// of at least 16 positions, a vector of 16 consecutive output positions
-    /// spans at most two rows, so each tap reads it from the image in two runs.
-    pub(super) fn compact_fits(c: &Conv2d) -> bool {
-        c.out_side() >= LANES
     }
 
     /// The forward pass over the compact positions q = oy·OS + ox directly:
@@ -631,6 +684,144 @@ pub(crate) mod avx512 {
             }
         }
     }
+
+    /// The operands of one compact ∂W call.
+    struct DWeight<'a> {
+        c: &'a Conv2d,
+        img: *const f32,
+        delta: *mut f32,
+        h: *const f32,
+        lanes: *mut f32,
+    }
+
+    /// [`super::d_weight_compact_portable`] with fused multiply-adds, in blocks
+    /// of 8 filters × 3 taps (per 16 positions: the three taps' vectors, each
+    /// read as two runs as in the compact forward pass, then each filter's δ
+    /// once: 14 loads per 24 multiply-adds). The first block
+    /// of taps of each filter applies ReLU's mask to δ as it loads it and
+    /// stores it back, so no separate pass over δ is needed.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn d_weight_compact(
+        c: &Conv2d,
+        img: &[f32],
+        delta: &mut [f32],
+        h: Option<&[f32]>,
+        lanes: &mut [f32],
+    ) {
+        let n = c.filters * c.positions();
+        assert!(
+            compact_fits(c)
+                && img.len() >= c.side * c.side
+                && delta.len() >= n
+                && h.is_none_or(|h| h.len() >= n)
+                && lanes.len() >= c.filters * c.patch() * LANES,
+            "conv_wide: slices shorter than the shape {c:?}, or rows shorter than a vector"
+        );
+        let k = DWeight {
+            c,
+            img: img.as_ptr(),
+            delta: delta.as_mut_ptr(),
+            h: h.map_or(std::ptr::null(), |h| h.as_ptr()),
+            lanes: lanes.as_mut_ptr(),
+        };
+        let kk = c.patch();
+        for f0 in (0..c.filters).step_by(8) {
+            let mut t0 = 0;
+            while t0 < kk {
+                // SAFETY: the assertion bounds every access: filters < F,
+                // taps < K², compact positions < OS² (masked at the end), and
+                // image reads o_t + oy·S + ox < S² for oy, ox < OS.
+                unsafe {
+                    match (kk - t0).min(3) {
+                        3 => d_weight_taps::<3>(&k, f0, t0),
+                        2 => d_weight_taps::<2>(&k, f0, t0),
+                        _ => d_weight_taps::<1>(&k, f0, t0),
+                    }
+                }
+                t0 += 3;
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn d_weight_taps<const TB: usize>(k: &DWeight, f0: usize, t0: usize) {
+        unsafe {
+            if t0 == 0 && !k.h.is_null() {
+                d_weight_compact_block::<8, TB, true>(k, f0, t0);
+            } else {
+                d_weight_compact_block::<8, TB, false>(k, f0, t0);
+            }
+        }
+    }
+
+    /// lanes[f, t, ·] for filters f0..f0 + FB (the last repeated past F, its
+    /// sums not stored) and taps t0..t0 + TB, over all positions; with `MASK`,
+    /// δ of these filters masked by h > 0 in place on the way.
+    #[inline(always)]
+    unsafe fn d_weight_compact_block<const FB: usize, const TB: usize, const MASK: bool>(
+        k: &DWeight,
+        f0: usize,
+        t0: usize,
+    ) {
+        let DWeight {
+            c,
+            img,
+            delta,
+            h,
+            lanes,
+        } = *k;
+        let (s, os, kk, p, nf) = (c.side, c.out_side(), c.patch(), c.positions(), c.filters);
+        let jump = s - os;
+        let fs: [usize; FB] = std::array::from_fn(|j| (f0 + j).min(nf - 1));
+        let offs: [usize; TB] = std::array::from_fn(|i| (t0 + i) / c.kernel * s + (t0 + i) % c.kernel);
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); TB]; FB];
+            for j in 0..FB {
+                for i in 0..TB {
+                    acc[j][i] = _mm512_loadu_ps(lanes.add((fs[j] * kk + t0 + i) * LANES));
+                }
+            }
+            let zero = _mm512_setzero_ps();
+            let (mut oy, mut ox) = (0, 0);
+            for q0 in (0..p).step_by(LANES) {
+                let m = tail_mask(p - q0);
+                let lo = m & tail_mask(os - ox);
+                let (hi, base) = (m & !lo, oy * s + ox);
+                let mut xv = [zero; TB];
+                for i in 0..TB {
+                    let run = img.add(offs[i] + base);
+                    xv[i] = _mm512_maskz_loadu_ps(lo, run);
+                    xv[i] = _mm512_mask_loadu_ps(xv[i], hi, run.wrapping_add(jump));
+                }
+                for j in 0..FB {
+                    let at = fs[j] * p + q0;
+                    let mut dv = _mm512_maskz_loadu_ps(m, delta.add(at));
+                    if MASK {
+                        let hv = _mm512_maskz_loadu_ps(m, h.add(at));
+                        dv = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(hv, zero), dv);
+                        _mm512_mask_storeu_ps(delta.add(at), m, dv);
+                    }
+                    for i in 0..TB {
+                        acc[j][i] = _mm512_fmadd_ps(dv, xv[i], acc[j][i]);
+                    }
+                }
+                // os ≥ 16: the next vector starts at most one row further on.
+                ox += LANES;
+                if ox >= os {
+                    ox -= os;
+                    oy += 1;
+                }
+            }
+            for j in 0..FB.min(nf - f0) {
+                for i in 0..TB {
+                    _mm512_storeu_ps(lanes.add((fs[j] * kk + t0 + i) * LANES), acc[j][i]);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -781,7 +972,7 @@ mod tests {
                 kernel,
                 filters,
             };
-            assert!(avx512::compact_fits(&c));
+            assert!(compact_fits(&c));
             let img: Vec<f32> = random_vec(side * side, &mut rng);
             let w: Vec<f32> = random_vec(filters * c.patch(), &mut rng);
             let bias: Vec<f32> = random_vec(filters, &mut rng);
@@ -811,6 +1002,63 @@ mod tests {
                     outs[1].iter().all(|v| v.is_finite()),
                     "{c:?}: a position not written"
                 );
+            }
+        }
+    }
+
+    /// ∂W from compact δ (the kernel f32 dispatches to, and the portable one)
+    /// against direct sums in f64, with ReLU's mask applied in place.
+    #[test]
+    fn compact_d_weight_matches_direct_sums() {
+        let mut rng = Rng::new(33, 0);
+        for (side, kernel, filters) in [(28, 7, 32), (28, 5, 3), (28, 13, 9), (20, 2, 6), (24, 9, 5)] {
+            let c = Conv2d {
+                side,
+                kernel,
+                filters,
+            };
+            let (os, p, kk) = (c.out_side(), c.positions(), c.patch());
+            let img: Vec<f32> = random_vec(side * side, &mut rng);
+            let delta: Vec<f32> = random_vec(filters * p, &mut rng);
+            let h: Vec<f32> = random_vec(filters * p, &mut rng);
+            let start: Vec<f32> = random_vec(filters * kk * LANES, &mut rng);
+            for mask in [None, Some(&h[..])] {
+                let masked: Vec<f32> = match mask {
+                    Some(h) => delta
+                        .iter()
+                        .zip(h)
+                        .map(|(&d, &hv)| if hv > 0.0 { d } else { 0.0 })
+                        .collect(),
+                    None => delta.clone(),
+                };
+                let mut lanes = start.clone();
+                let mut d = delta.clone();
+                f32::conv_compact_d_weight(&c, &img, &mut d, mask, &mut lanes);
+                assert_eq!(d, masked, "{c:?}: δ in place");
+                let mut lanes_portable = start.clone();
+                let mut d_portable = delta.clone();
+                d_weight_compact_portable(&c, &img, &mut d_portable, mask, &mut lanes_portable);
+                assert_eq!(d_portable, masked);
+                for f in 0..filters {
+                    for t in 0..kk {
+                        let off = t / kernel * side + t % kernel;
+                        let i = (f * kk + t) * LANES;
+                        let start: f64 = start[i..i + LANES].iter().map(|&v| v as f64).sum();
+                        let want = start
+                            + (0..p)
+                                .map(|q| masked[f * p + q] as f64 * img[off + q / os * side + q % os] as f64)
+                                .sum::<f64>();
+                        for lanes in [&lanes, &lanes_portable] {
+                            let mut got = [0.0f32];
+                            reduce_lanes(&lanes[i..i + LANES], &mut got);
+                            assert!(
+                                (got[0] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                                "{c:?} f{f} t{t}: {} vs {want}",
+                                got[0]
+                            );
+                        }
+                    }
+                }
             }
         }
     }
