@@ -830,6 +830,20 @@ mod tests {
     use crate::gradcheck::random_vec;
     use crate::rng::Rng;
 
+    /// No bias and no ReLU; bias and ReLU.
+    fn both_epilogues(bias: &[f32]) -> [Epilogue<'_, f32>; 2] {
+        [
+            Epilogue {
+                bias: None,
+                relu: false,
+            },
+            Epilogue {
+                bias: Some(bias),
+                relu: true,
+            },
+        ]
+    }
+
     /// Both kernels (the ones `f32` dispatches to, and the portable ones)
     /// against direct sums in f64, on odd and report shapes.
     #[test]
@@ -872,16 +886,7 @@ mod tests {
             // portable one: the same values (the epilogue is exact).
             let p = c.positions();
             let mut outs = Vec::new();
-            for epi in [
-                Epilogue {
-                    bias: None,
-                    relu: false,
-                },
-                Epilogue {
-                    bias: Some(&bias[..]),
-                    relu: true,
-                },
-            ] {
+            for epi in both_epilogues(&bias) {
                 let mut out = vec![f32::NAN; filters * p];
                 f32::conv_wide_forward(&c, &img, &w, epi, &mut vec![0.0; filters * l], &mut out);
                 let mut out_portable = vec![f32::NAN; filters * p];
@@ -976,16 +981,7 @@ mod tests {
             let img: Vec<f32> = random_vec(side * side, &mut rng);
             let w: Vec<f32> = random_vec(filters * c.patch(), &mut rng);
             let bias: Vec<f32> = random_vec(filters, &mut rng);
-            for epi in [
-                Epilogue {
-                    bias: None,
-                    relu: false,
-                },
-                Epilogue {
-                    bias: Some(&bias[..]),
-                    relu: true,
-                },
-            ] {
+            for epi in both_epilogues(&bias) {
                 let outs: Vec<Vec<f32>> = [false, true]
                     .into_iter()
                     .map(|compact| {
