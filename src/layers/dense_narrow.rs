@@ -163,10 +163,11 @@ pub(crate) mod avx2 {
 
 /// The same sums for AVX-512, four samples per pass over W (forward, ∂X) or 32
 /// columns per pass over the batch (∂W), with exactly the operations of the
-/// portable kernels: each 8-lane partial sum of those is one half of a 16-lane
-/// register here (two samples side by side, or two 8-column blocks), updated
-/// by the same multiply and add (no fused multiply-add), and the halves are
-/// summed lane by lane in the same order. The results are the same bits as
+/// portable kernels: in forward and ∂W each 8-lane partial sum of those is one
+/// half of a 16-lane register here (two samples side by side, or two 8-column
+/// blocks), updated by the same multiply and add (no fused multiply-add), and
+/// the halves are summed lane by lane in the same order; ∂X, where every value
+/// is a sum of its own, uses whole registers with the same multiply and add. The results are the same bits as
 /// [`forward_generic`], [`d_weight_generic`] and [`d_input_generic`]; what
 /// changes is that W (for the CNN, 15,488 × 10 values: 620 KB) streams from
 /// cache once per four samples instead of once per sample.
@@ -292,13 +293,18 @@ pub(crate) mod avx512 {
         super::d_weight_columns(batch, x, d_y, d_w, wide);
     }
 
-    /// [`super::d_input_generic`], the same bits.
+    /// [`super::d_input_generic`], the same bits. Each ∂X value is its own
+    /// sum over the ten classes (no lanes are added together), so whole
+    /// 16-lane registers hold one sample's columns: blocks of 4 samples × 64
+    /// columns, each class's four W vectors loaded once for the four samples
+    /// and each δ value broadcast once for four vectors.
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn d_input(batch: usize, d_y: &[f32], w: &[f32], d_x: &mut [f32]) {
-        const COLS: usize = super::BLOCKS * LANES;
+        const V: usize = 4;
+        const COLS: usize = V * 16;
         let d = w.len() / C;
         assert!(d_x.len() >= batch * d && d_y.len() >= batch * C && w.len() == C * d);
         let wide = d / COLS * COLS;
@@ -306,37 +312,21 @@ pub(crate) mod avx512 {
             let bs = block(b0, batch);
             // SAFETY: rows bs[·] < batch of d_y and d_x, rows c < C of w, columns < wide ≤ d.
             unsafe {
-                let mut g = [[_mm512_setzero_ps(); C]; SAMPLES / 2];
-                for (p, g) in g.iter_mut().enumerate() {
-                    for (c, g) in g.iter_mut().enumerate() {
-                        let lo = _mm256_set1_ps(d_y[bs[2 * p] * C + c]);
-                        let hi = _mm256_set1_ps(d_y[bs[2 * p + 1] * C + c]);
-                        *g = _mm512_castpd_ps(_mm512_insertf64x4(
-                            _mm512_castps_pd(_mm512_castps256_ps512(lo)),
-                            _mm256_castps_pd(hi),
-                            1,
-                        ));
-                    }
-                }
                 for i0 in (0..wide).step_by(COLS) {
-                    let mut acc = [[_mm512_setzero_ps(); super::BLOCKS]; SAMPLES / 2];
+                    let mut acc = [[_mm512_setzero_ps(); V]; SAMPLES];
                     for c in 0..C {
-                        for j in 0..super::BLOCKS {
-                            let wv = both_halves(w.as_ptr().add(c * d + i0 + j * LANES));
-                            for p in 0..SAMPLES / 2 {
-                                acc[p][j] = _mm512_add_ps(acc[p][j], _mm512_mul_ps(g[p][c], wv));
+                        let wv: [__m512; V] =
+                            std::array::from_fn(|v| _mm512_loadu_ps(w.as_ptr().add(c * d + i0 + v * 16)));
+                        for (acc, &b) in acc.iter_mut().zip(&bs) {
+                            let g = _mm512_set1_ps(*d_y.get_unchecked(b * C + c));
+                            for v in 0..V {
+                                acc[v] = _mm512_add_ps(acc[v], _mm512_mul_ps(g, wv[v]));
                             }
                         }
                     }
-                    for (i, &b) in bs.iter().enumerate().take(batch - b0) {
-                        for j in 0..super::BLOCKS {
-                            // Sample i's eight values: the low or the high half.
-                            let both = _mm512_castps_pd(acc[i / 2][j]);
-                            let half = match i % 2 {
-                                0 => _mm512_castpd512_pd256(both),
-                                _ => _mm512_extractf64x4_pd::<1>(both),
-                            };
-                            _mm256_storeu_pd(d_x.as_mut_ptr().add(b * d + i0 + j * LANES) as *mut f64, half);
+                    for (acc, &b) in acc.iter().zip(&bs).take(batch - b0) {
+                        for v in 0..V {
+                            _mm512_storeu_ps(d_x.as_mut_ptr().add(b * d + i0 + v * 16), acc[v]);
                         }
                     }
                 }
