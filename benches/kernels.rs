@@ -1,20 +1,31 @@
 //! Criterion benches: the matrix products of the MLP (general and the dense
-//! layer's own kernels), the ten-output layer's
-//! kernels against the general product, the optimiser step, the convolution's
-//! two strategies forward and backward, and whole training epochs of each model
-//! on synthetic data. `cargo bench --bench kernels`; compare runs with criterion's
+//! layer's own kernels), the ten-output layer's kernels against the general
+//! product, the optimiser step, the engine's convolution against the
+//! textbook's im2col and product, and whole training epochs of each model on
+//! synthetic data. Kernels at the level `SCRATCHNET_KERNELS` chooses (default:
+//! the fastest this CPU has). `cargo bench --bench kernels`; compare runs with criterion's
 //! saved baselines (`-- --save-baseline before`, then `-- --baseline before`).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use scratchnet::bench::{synthetic, train_flops_per_sample};
+use scratchnet::engine::conv::{ConvRelu, DeltaSource};
+use scratchnet::kernels::conv::Shape;
+use scratchnet::kernels::{Choice, Kernels, Level, Resolved, dense10};
 use scratchnet::layers::conv2d::Conv2d;
-use scratchnet::layers::dense_narrow;
 use scratchnet::layers::softmax_ce::Reduction;
-use scratchnet::linalg::{self, Scalar, matmul_a_bt, matmul_at_b};
-use scratchnet::models::{ModelSpec, Net};
+use scratchnet::linalg::{self, matmul_a_bt, matmul_at_b};
+use scratchnet::models::ModelSpec;
 use scratchnet::optim::{Optimizer, Rule};
 use scratchnet::rng::Rng;
-use scratchnet::train::{self, Settings};
+use scratchnet::train::{self, Runner, Settings};
+
+/// The kernels of the chosen level (the portable ones for `reference`).
+fn kernels() -> &'static Kernels {
+    match Choice::Auto.resolve().expect("a valid SCRATCHNET_KERNELS") {
+        Resolved::Engine(k) => k,
+        Resolved::Reference => Kernels::for_level(Level::Portable).unwrap(),
+    }
+}
 
 fn random(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng::new(seed, 0);
@@ -45,24 +56,25 @@ fn matmul(c: &mut Criterion) {
 
 /// The MLP's two large products for one thread's block of 128 hidden units
 /// (H = 256 on two threads), on one thread: the dense layer's kernels
-/// (`Scalar::gemm_nt`/`gemm_tn`, AVX-512 without packing where the CPU has it)
+/// (`kernels::gemm`, without packing where the level has them)
 /// against the general product (matrixmultiply, packing both operands).
 fn dense_products(c: &mut Criterion) {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let k = kernels();
     let h = 128;
     let (b, d, x, w, dz) = layer_operands(h);
     let mut g = c.benchmark_group("dense 128x784, 128 units, one thread");
     g.throughput(Throughput::Elements((2 * b * d * h) as u64));
     let mut z = vec![0.0; b * h];
     g.bench_function("forward X·Wᵀ, dense kernel", |bench| {
-        bench.iter(|| one.install(|| f32::gemm_nt(b, h, d, &x, d, &w, d, &mut z, h)))
+        bench.iter(|| one.install(|| (k.gemm_nt)(b, h, d, &x, d, &w, d, &mut z, h)))
     });
     g.bench_function("forward X·Wᵀ, matrix product", |bench| {
         bench.iter(|| one.install(|| matmul_a_bt(b, d, h, &x, &w, 1.0, &mut z)))
     });
     let mut dw = vec![0.0; h * d];
     g.bench_function("dW = dZᵀ·X, dense kernel", |bench| {
-        bench.iter(|| one.install(|| f32::gemm_tn(h, d, b, &dz, h, &x, d, &mut dw, d)))
+        bench.iter(|| one.install(|| (k.gemm_tn)(h, d, b, &dz, h, &x, d, &mut dw, d)))
     });
     g.bench_function("dW = dZᵀ·X, matrix product", |bench| {
         bench.iter(|| one.install(|| matmul_at_b(h, b, d, &dz, &x, 0.0, &mut dw)))
@@ -74,7 +86,8 @@ fn dense_products(c: &mut Criterion) {
 /// thread as in training: the ten-output kernels against the general matrix product.
 fn output_layer(c: &mut Criterion) {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let (b, d, n) = (64, 32 * 22 * 22, dense_narrow::OUTPUTS);
+    let k = kernels();
+    let (b, d, n) = (64, 32 * 22 * 22, dense10::OUTPUTS);
     let x = random(b * d, 7);
     let w = random(n * d, 8);
     let d_y = random(b * n, 9);
@@ -84,19 +97,19 @@ fn output_layer(c: &mut Criterion) {
     let mut d_w = vec![0.0; n * d];
     let mut d_x = vec![0.0; b * d];
     g.bench_function("forward, ten-output kernel", |bench| {
-        bench.iter(|| one.install(|| f32::narrow_forward(b, &x, &w, &mut y)))
+        bench.iter(|| one.install(|| (k.dense10_forward)(b, &x, &w, &mut y)))
     });
     g.bench_function("forward, matrix product", |bench| {
         bench.iter(|| one.install(|| matmul_a_bt(b, d, n, &x, &w, 1.0, &mut y)))
     });
     g.bench_function("dW, ten-output kernel", |bench| {
-        bench.iter(|| one.install(|| f32::narrow_d_weight(b, &x, &d_y, &mut d_w)))
+        bench.iter(|| one.install(|| (k.dense10_d_weight)(b, &x, &d_y, &mut d_w)))
     });
     g.bench_function("dW, matrix product", |bench| {
         bench.iter(|| one.install(|| matmul_at_b(n, b, d, &d_y, &x, 0.0, &mut d_w)))
     });
     g.bench_function("dX, ten-output kernel", |bench| {
-        bench.iter(|| one.install(|| f32::narrow_d_input(b, &d_y, &w, &mut d_x)))
+        bench.iter(|| one.install(|| (k.dense10_d_input)(b, &d_y, &w, &mut d_x)))
     });
     g.bench_function("dX, matrix product", |bench| {
         bench.iter(|| one.install(|| linalg::matmul(b, n, d, &d_y, &w, 0.0, &mut d_x)))
@@ -130,6 +143,12 @@ fn conv(c: &mut Criterion) {
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let mut g = c.benchmark_group("conv2d, one thread");
     for filters in [1, 32] {
+        let shape = Shape {
+            side: 28,
+            kernel: 7,
+            filters,
+        };
+        let fast = ConvRelu::new(shape, kernels());
         let conv = Conv2d {
             side: 28,
             kernel: 7,
@@ -137,46 +156,31 @@ fn conv(c: &mut Criterion) {
         };
         let x = random(batch * 784, 4);
         let w = random(filters * 49, 5);
-        let mut d_z = random(batch * conv.out_len(), 6);
-        let mut scratch = one.install(|| conv.scratch::<f32>(batch));
-        let mut z = vec![0.0; batch * conv.out_len()];
+        let d_h = random(batch * conv.out_len(), 6);
+        let mut scratch = fast.scratch(batch, 1);
+        let mut h = vec![0.0; batch * conv.out_len()];
         let mut d_w = vec![0.0; w.len()];
         g.throughput(Throughput::Elements(
             (2 * batch * filters * 49 * conv.positions()) as u64,
         ));
         g.bench_function(
-            format!("forward K7 F{filters} B{batch} ({:?})", conv.strategy::<f32>()),
+            format!("forward K7 F{filters} B{batch} ({:?})", fast.strategy()),
             |bench| {
-                bench.iter(|| {
-                    one.install(|| conv.forward(batch, &x, &w, None, false, None, &mut scratch, &mut z))
-                })
+                bench.iter(|| one.install(|| fast.forward(batch, &x, (&w, None), None, &mut scratch, &mut h)))
             },
         );
+        let mut delta = d_h.clone();
         g.bench_function(
-            format!(
-                "backward dW K7 F{filters} B{batch} ({:?})",
-                conv.strategy::<f32>()
-            ),
+            format!("backward dW K7 F{filters} B{batch} ({:?})", fast.strategy()),
             |bench| {
                 bench.iter(|| {
-                    one.install(|| {
-                        conv.backward(
-                            batch,
-                            &x,
-                            &w,
-                            None,
-                            None,
-                            &mut d_z,
-                            &mut scratch,
-                            &mut d_w,
-                            None,
-                            None,
-                        )
-                    })
+                    delta.copy_from_slice(&d_h);
+                    let source = DeltaSource::Given(&mut delta);
+                    one.install(|| fast.backward(batch, &x, &h, source, &mut scratch, (&mut d_w, None)))
                 })
             },
         );
-        // The same sums the way the im2col strategy computes them (patch
+        // The same sums the way the textbook layer computes them (patch
         // matrix, then a general product), for comparison.
         let (p, kk) = (conv.positions(), conv.patch());
         let mut cols = vec![0.0f32; p * kk];
@@ -184,7 +188,7 @@ fn conv(c: &mut Criterion) {
             format!("forward K7 F{filters} B{batch} (im2col + product)"),
             |bench| {
                 bench.iter(|| {
-                    for (img, zb) in x.chunks_exact(784).zip(z.chunks_exact_mut(filters * p)) {
+                    for (img, zb) in x.chunks_exact(784).zip(h.chunks_exact_mut(filters * p)) {
                         conv.im2col(img, &mut cols);
                         linalg::matmul_a_bt(filters, kk, p, &w, &cols, 0.0, zb);
                     }
@@ -195,7 +199,7 @@ fn conv(c: &mut Criterion) {
             format!("backward dW K7 F{filters} B{batch} (im2col + product)"),
             |bench| {
                 bench.iter(|| {
-                    for (img, dzb) in x.chunks_exact(784).zip(d_z.chunks_exact(filters * p)) {
+                    for (img, dzb) in x.chunks_exact(784).zip(d_h.chunks_exact(filters * p)) {
                         conv.im2col(img, &mut cols);
                         linalg::matmul(filters, p, kk, dzb, &cols, 1.0, &mut d_w);
                     }
@@ -217,16 +221,11 @@ fn training(c: &mut Criterion) {
         g.throughput(Throughput::Elements(
             (train_flops_per_sample(&spec) * samples as f64) as u64,
         ));
+        let runner = Runner::of(&spec, Choice::Auto).unwrap();
         g.bench_function(spec.describe(), |bench| {
-            bench.iter(|| match spec.build() {
-                Net::Mlp(net) => {
-                    let mut p = train::init_params(&net, 0);
-                    train::train(&net, &mut p, &data, &test, &settings, &mut |_| {}).unwrap()
-                }
-                Net::Cnn(net) => {
-                    let mut p = train::init_params(&net, 0);
-                    train::train(&net, &mut p, &data, &test, &settings, &mut |_| {}).unwrap()
-                }
+            bench.iter(|| {
+                let mut p = runner.init_params(0);
+                train::train(&runner, &mut p, &data, &test, &settings, &mut |_| {}).unwrap()
             })
         });
     }

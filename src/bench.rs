@@ -5,11 +5,12 @@
 use std::time::Instant;
 
 use crate::data::batches::Samples;
+use crate::kernels::{Choice, Kernels};
 use crate::layers::softmax_ce::Reduction;
-use crate::linalg::{Scalar, matmul};
-use crate::models::{ModelSpec, Net, Network};
+use crate::linalg::matmul;
+use crate::models::ModelSpec;
 use crate::rng::Rng;
-use crate::train::{self, Settings};
+use crate::train::{self, Runner, Settings};
 use rayon::prelude::*;
 
 /// Floating-point operations of one training step per sample (forward and
@@ -68,24 +69,28 @@ pub struct Throughput {
 
 /// Times `repeats` epochs of `samples` synthetic samples (the training loop
 /// as `train` runs it, evaluation excluded), scaled to a 60,000-sample epoch.
-pub fn time_training(spec: &ModelSpec, batch_size: usize, samples: usize, repeats: usize) -> Throughput {
+pub fn time_training(
+    spec: &ModelSpec,
+    choice: Choice,
+    batch_size: usize,
+    samples: usize,
+    repeats: usize,
+) -> Result<Throughput, String> {
+    let runner = Runner::of(spec, choice)?;
     let data = synthetic(samples, spec_input(spec), 1);
     let test = synthetic(1, spec_input(spec), 2);
     let settings = Settings::sgd(repeats.max(1), 1e-3, batch_size, Reduction::Mean, 0);
-    let history = match spec.build() {
-        Net::Mlp(net) => run(&net, &data, &test, &settings),
-        Net::Cnn(net) => run(&net, &data, &test, &settings),
-    };
+    let history = run(&runner, &data, &test, &settings);
     let mut secs: Vec<f64> = history.iter().map(|s| s * 60_000.0 / samples as f64).collect();
     secs.sort_by(f64::total_cmp);
     let min = secs[0];
     let median = secs[secs.len() / 2];
-    Throughput {
+    Ok(Throughput {
         seconds_per_epoch_min: min,
         seconds_per_epoch_median: median,
         samples_per_second: 60_000.0 / min,
         gflops: train_flops_per_sample(spec) * 60_000.0 / min / 1e9,
-    }
+    })
 }
 
 fn spec_input(spec: &ModelSpec) -> usize {
@@ -95,19 +100,19 @@ fn spec_input(spec: &ModelSpec) -> usize {
     }
 }
 
-fn run<N: Network<f32>>(net: &N, data: &Samples, test: &Samples, settings: &Settings) -> Vec<f64> {
-    let mut params = train::init_params(net, 0);
+fn run(runner: &Runner, data: &Samples, test: &Samples, settings: &Settings) -> Vec<f64> {
+    let mut params = runner.init_params(0);
     // Random labels and a small learning rate keep the loss finite.
-    train::train(net, &mut params, data, test, settings, &mut |_| {})
+    train::train(runner, &mut params, data, test, settings, &mut |_| {})
         .map(|h| h.iter().map(|r| r.seconds).collect())
         .unwrap_or_default()
 }
 
 /// Best GFLOP/s of an n×n×n f32 matrix product on the current thread pool
 /// (best of `repeats`), through either of the crate's two kernels: the general
-/// product (`linalg::matmul`) and the dense layer's (`Scalar::gemm_nt`, its
-/// rows of C split across the threads).
-pub fn matmul_peak(n: usize, repeats: usize) -> f64 {
+/// product (`linalg::matmul`) and the dense layer's (`gemm_nt` of `kernels`,
+/// its rows of C split across the threads).
+pub fn matmul_peak(kernels: &Kernels, n: usize, repeats: usize) -> f64 {
     let mut rng = Rng::new(3, 0);
     let a: Vec<f32> = (0..n * n).map(|_| rng.normal() as f32).collect();
     let b: Vec<f32> = (0..n * n).map(|_| rng.normal() as f32).collect();
@@ -121,7 +126,7 @@ pub fn matmul_peak(n: usize, repeats: usize) -> f64 {
         let t = Instant::now();
         c.par_chunks_mut(rows * n)
             .zip(a.par_chunks(rows * n))
-            .for_each(|(c, a)| f32::gemm_nt(a.len() / n, n, n, a, n, &b, n, c, n));
+            .for_each(|(c, a)| (kernels.gemm_nt)(a.len() / n, n, n, a, n, &b, n, c, n));
         best = best.min(t.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9
@@ -161,7 +166,7 @@ mod tests {
             classes: 10,
             activation: Default::default(),
         };
-        let t = time_training(&spec, 32, 256, 2);
+        let t = time_training(&spec, Choice::Auto, 32, 256, 2).unwrap();
         assert!(t.seconds_per_epoch_min > 0.0 && t.gflops > 0.0);
         assert!(t.seconds_per_epoch_median >= t.seconds_per_epoch_min);
     }

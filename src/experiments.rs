@@ -14,11 +14,12 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::data::batches::{Normalize, Samples};
 use crate::data::mnist::Dataset;
 use crate::init::Init;
-use crate::models::{Mlp, ModelSpec, Net, Network};
+use crate::kernels::Choice;
+use crate::models::{Mlp, ModelSpec, Net};
 use crate::optim;
 use crate::plot::{Panel, Series, save_figure};
 use crate::run::{CONFIG_FILE, HISTORY_FILE, RunConfig, RunDir};
-use crate::train::{self, EpochRecord, Outcome, Position, Progress, Settings};
+use crate::train::{self, EpochRecord, Outcome, Position, Progress, Runner, Settings};
 
 /// Everything that defines one training run (besides the data).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -123,17 +124,22 @@ pub fn execute_from(
         data.normalize == spec.normalize,
         "data normalised differently from the run"
     );
-    match spec.model.build() {
-        Net::Mlp(net) => {
-            let net = Mlp {
-                init: spec.init,
-                init_std: spec.init_std,
-                ..net
-            };
-            execute_net(&net, spec, data, run_dir, options, resume, report)
-        }
-        Net::Cnn(net) => execute_net(&net, spec, data, run_dir, options, resume, report),
-    }
+    let net = match spec.model.build() {
+        Net::Mlp(net) => Net::Mlp(Mlp {
+            init: spec.init,
+            init_std: spec.init_std,
+            ..net
+        }),
+        cnn => cnn,
+    };
+    let runner = Runner::new(net, Choice::Auto).map_err(|e| anyhow!(e))?;
+    execute_net(&runner, spec, data, run_dir, options, resume, report)
+}
+
+/// Whether a run of `model` gives the same bits on any thread count with the
+/// kernels chosen here.
+fn thread_independent(model: &ModelSpec) -> bool {
+    Runner::of(model, Choice::Auto).is_ok_and(|r| r.thread_independent())
 }
 
 /// What a resume checkpoint holds: parameters, position, optimiser state.
@@ -141,10 +147,6 @@ pub struct Resume {
     pub params: Vec<f32>,
     pub state: ResumeState,
     pub optimizer: optim::State,
-}
-
-fn params_len<N: Network<f32>>(net: &N) -> usize {
-    net.layout().len()
 }
 
 /// Reads the resume checkpoint of `run_dir`.
@@ -163,8 +165,8 @@ pub fn load_resume(run_dir: &RunDir) -> Result<(Checkpoint, ResumeState)> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn execute_net<N: Network<f32>>(
-    net: &N,
+fn execute_net(
+    runner: &Runner,
     spec: &RunSpec,
     data: &Data,
     run_dir: &RunDir,
@@ -183,7 +185,7 @@ fn execute_net<N: Network<f32>>(
     let config = spec.config(data, options.command, options.checkpoint_every);
     let (mut params, start, mut history, mut opt_state) = match resume {
         Some(r) => {
-            let n = params_len(net);
+            let n = spec.model.layout().len();
             let expected = settings.optimizer.state(n);
             anyhow::ensure!(
                 r.optimizer.m.len() == expected.m.len() && r.optimizer.v.len() == expected.v.len(),
@@ -194,7 +196,7 @@ fn execute_net<N: Network<f32>>(
         }
         None => {
             run_dir.write_config(&config)?;
-            let params = train::init_params(net, settings.seed);
+            let params = runner.init_params(settings.seed);
             let state = settings.optimizer.state(params.len());
             (params, Position::default(), Vec::new(), state)
         }
@@ -278,7 +280,7 @@ fn execute_net<N: Network<f32>>(
         .filter_map(|r| r.validation_accuracy)
         .fold(f64::NEG_INFINITY, f64::max);
     let result = train::train_from(
-        net,
+        runner,
         &mut params,
         &mut opt_state,
         train_part,
@@ -674,7 +676,7 @@ pub fn run_plan(
     let mut results: Vec<Option<Result<JobResult>>> = jobs.iter().map(|_| None).collect();
     // Side by side: the thread-independent jobs, longest first.
     let mut side: Vec<usize> = (0..jobs.len())
-        .filter(|&i| lanes > 1 && jobs[i].spec.model.thread_independent())
+        .filter(|&i| lanes > 1 && thread_independent(&jobs[i].spec.model))
         .collect();
     side.sort_by(|&a, &b| work(&jobs[b]).total_cmp(&work(&jobs[a])));
     if !side.is_empty() {

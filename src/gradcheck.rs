@@ -7,7 +7,6 @@
 //! tensor's largest gradient are measured against that scale (their finite
 //! differences carry the same absolute noise, ~1e-10, as the rest).
 
-use crate::linalg::Scalar;
 use crate::rng::Rng;
 
 /// Step of the central difference. With f64, truncation error is O(ε²·f‴) ≈ 1e-10
@@ -54,10 +53,7 @@ pub fn max_relative_error(analytic: &[f64], numeric: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// N(0, 1) values.
-pub fn random_vec<T: Scalar>(n: usize, rng: &mut Rng) -> Vec<T> {
-    (0..n).map(|_| T::of(rng.normal())).collect()
-}
+pub use crate::linalg::random_vec;
 
 /// Checks every parameter gradient of `net` on a random batch: returns, per
 /// tensor of its layout, the name and the max relative error between the

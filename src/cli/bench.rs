@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use scratchnet::bench::{matmul_peak, peak_rss_mb, time_training};
 use scratchnet::data::mnist::{CLASSES, SIDE};
+use scratchnet::kernels::{Choice, Kernels, Level, Resolved};
 use scratchnet::models::ModelSpec;
 
 use super::train::{positive, warn_if_debug};
@@ -62,18 +63,26 @@ pub fn run(a: BenchArgs) -> Result<()> {
             classes: CLASSES,
         });
     }
+    let code = super::kernels()?;
+    // The products of the engine's level (the portable ones for the textbook wing).
+    let products = match code {
+        Resolved::Engine(k) => k,
+        Resolved::Reference => Kernels::for_level(Level::Portable).map_err(anyhow::Error::msg)?,
+    };
     let one = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()?
-        .install(|| matmul_peak(1024, 5));
-    let all = matmul_peak(1024, 5);
+        .install(|| matmul_peak(products, 1024, 5));
+    let all = matmul_peak(products, 1024, 5);
+    let time = |spec: &ModelSpec| time_training(spec, Choice::Auto, a.batch_size, a.samples, a.repeats);
     if a.json {
         for spec in &specs {
-            let t = time_training(spec, a.batch_size, a.samples, a.repeats);
+            let t = time(spec).map_err(anyhow::Error::msg)?;
             let line = serde_json::json!({
                 "reference": "scratchnet",
                 "model": short_name(spec),
                 "threads": threads,
+                "kernels": code.name(),
                 "min": t.seconds_per_epoch_min,
                 "median": t.seconds_per_epoch_median,
                 "gflop_per_epoch": t.gflops * t.seconds_per_epoch_min,
@@ -84,6 +93,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         return Ok(());
     }
+    println!("kernels: {}", code.name());
     println!(
         "matrix-multiply speed (f32 1024³, best of 5): {one:.1} GFLOP/s on 1 thread, {all:.1} GFLOP/s on {threads}"
     );
@@ -94,7 +104,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     println!("| model | s/epoch (min) | s/epoch (median) | samples/s | GFLOP/s | % of matmul speed |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for spec in &specs {
-        let t = time_training(spec, a.batch_size, a.samples, a.repeats);
+        let t = time(spec).map_err(anyhow::Error::msg)?;
         println!(
             "| {} | {:.3} | {:.3} | {:.0} | {:.1} | {:.0} % |",
             spec.describe(),

@@ -6,8 +6,8 @@ use anyhow::Result;
 use clap::Args;
 use scratchnet::data::batches::Samples;
 use scratchnet::data::mnist::{FileKind, Split, load_split};
-use scratchnet::models::Net;
-use scratchnet::train::evaluate;
+use scratchnet::kernels::Choice;
+use scratchnet::train::Runner;
 
 use super::DataArgs;
 
@@ -36,10 +36,8 @@ pub fn run(mut a: EvalArgs) -> Result<()> {
     let raw = load_split(&a.data.dir(), ckpt.dataset, Split::Test, a.data.verify())?;
     let test = Samples::from_raw(&raw, ckpt.normalize);
     let bs = a.batch_size.max(1);
-    let confusion = match ckpt.spec.build() {
-        Net::Mlp(net) => evaluate(&net, &ckpt.params, &test, bs),
-        Net::Cnn(net) => evaluate(&net, &ckpt.params, &test, bs),
-    };
+    let runner = Runner::of(&ckpt.spec, Choice::Auto).map_err(anyhow::Error::msg)?;
+    let confusion = runner.evaluate(&ckpt.params, &test, bs);
     println!("model: {} ({})", ckpt.spec.describe(), path.display());
     println!(
         "data: {} test set, {} images, normalize {}",

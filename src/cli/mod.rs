@@ -18,6 +18,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use scratchnet::data::download::MIRRORS_ENV;
 use scratchnet::data::mnist::{Dataset, Verify};
+use scratchnet::kernels::{Choice, Resolved};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -137,7 +138,21 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// The kernels that `SCRATCHNET_KERNELS` chooses on this CPU; a usage error
+/// (exit 2) for a value that is not a choice or a level this CPU lacks.
+pub fn kernels() -> Result<Resolved> {
+    Choice::Auto.resolve().map_err(|message| {
+        Exit {
+            code: 2,
+            message: format!("error: {message}"),
+        }
+        .into()
+    })
+}
+
 pub fn run(cli: Cli) -> Result<()> {
+    // Refuse a bad kernel choice before any work.
+    kernels()?;
     match cli.command {
         Command::Download(a) => download::run(a),
         Command::Data(a) => data::run(a),

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use scratchnet::data::batches::Normalize;
+use scratchnet::kernels::Choice;
 use scratchnet::layers::softmax_ce::softmax;
-use scratchnet::models::{Net, Network};
 use scratchnet::predict::{Invert, load_digit};
+use scratchnet::train::Runner;
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -29,13 +30,11 @@ pub fn run(a: PredictArgs) -> Result<()> {
     let (_, ckpt) = super::load_model(&a.model)?;
     let names = ckpt.dataset.class_names();
     let table = Normalize::table(ckpt.normalize);
+    let runner = Runner::of(&ckpt.spec, Choice::Auto).map_err(anyhow::Error::msg)?;
     for image in &a.images {
         let pixels = load_digit(image, a.invert)?;
         let x: Vec<f32> = pixels.iter().map(|&p| table[p as usize]).collect();
-        let logits = match ckpt.spec.build() {
-            Net::Mlp(net) => net.forward(&ckpt.params, &x, 1, &mut net.workspace(1)).to_vec(),
-            Net::Cnn(net) => net.forward(&ckpt.params, &x, 1, &mut net.workspace(1)).to_vec(),
-        };
+        let logits = runner.logits(&ckpt.params, &x, 1);
         let mut probs = vec![0.0f32; logits.len()];
         softmax(&logits, logits.len(), &mut probs);
         let mut order: Vec<usize> = (0..probs.len()).collect();

@@ -6,6 +6,7 @@
 //! project's seeded PRNG; batches are gathered into buffers sized once.
 
 use super::mnist::{CLASSES, PIXELS, RawSplit};
+use crate::layers::dropout::Noise;
 use crate::rng::Rng;
 
 /// Mean of MNIST's training pixels after scaling to [0, 1].
@@ -120,10 +121,6 @@ impl Batches {
         self.order.len().div_ceil(self.batch_size)
     }
 
-    pub fn batch_size(&self) -> usize {
-        self.batch_size
-    }
-
     /// Sample indices of batch `b`.
     pub fn indices(&self, b: usize) -> &[u32] {
         let start = b * self.batch_size;
@@ -158,6 +155,36 @@ pub fn gather(data: &Samples, indices: &[u32], x: &mut [f32], y: &mut [u8]) -> u
         y[k] = data.y[i as usize];
     }
     indices.len()
+}
+
+/// One batch of a training step: which samples, and what the step needs to
+/// know about them.
+pub struct Batch<'a> {
+    pub train: &'a Samples,
+    /// Indices in `train` of the batch's samples.
+    pub indices: &'a [u32],
+    /// Indices of the next batch of the epoch (empty for the last): a step may
+    /// start fetching them from memory while it computes.
+    pub next: &'a [u32],
+    /// ∂L/∂z scale of the loss reduction for the whole batch.
+    pub scale: f32,
+    /// Dropout rate of this step.
+    pub dropout: f32,
+    /// The run's seed and the global step number, which key the dropout masks.
+    pub seed: u64,
+    pub step: u64,
+}
+
+impl Batch<'_> {
+    /// The dropout noise of the samples `ids` (a part of `indices`).
+    pub fn noise<'i>(&self, ids: &'i [u32]) -> Noise<'i> {
+        Noise {
+            rate: self.dropout,
+            seed: self.seed,
+            step: self.step,
+            ids,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,7 @@
 //! ```
 //! Backward needs X (the layer's input) and W; forward stores nothing else.
 
-use super::dense_narrow;
-use crate::linalg::{Scalar, matmul};
+use crate::linalg::{Scalar, gemm_nt, gemm_tn, matmul};
 
 /// Y = X·Wᵀ + b for `batch` rows.
 pub fn forward<T: Scalar>(batch: usize, x: &[T], w: &[T], b: &[T], y: &mut [T]) {
@@ -19,11 +18,7 @@ pub fn forward<T: Scalar>(batch: usize, x: &[T], w: &[T], b: &[T], y: &mut [T]) 
     for row in y.chunks_exact_mut(n_out) {
         row.copy_from_slice(b);
     }
-    if n_out == dense_narrow::OUTPUTS {
-        T::narrow_forward(batch, x, w, y);
-    } else {
-        T::gemm_nt(batch, n_out, n_in, x, n_in, w, n_in, y, n_out);
-    }
+    gemm_nt(batch, n_out, n_in, x, n_in, w, n_in, y, n_out);
 }
 
 /// Writes dW and db; writes dX when asked (the first layer does not need it).
@@ -37,12 +32,7 @@ pub fn backward<T: Scalar>(
     d_b: &mut [T],
 ) {
     let (n_out, n_in) = (d_b.len(), x.len() / batch.max(1));
-    let narrow = n_out == dense_narrow::OUTPUTS;
-    if narrow {
-        T::narrow_d_weight(batch, x, d_y, d_w);
-    } else {
-        T::gemm_tn(n_out, n_in, batch, d_y, n_out, x, n_in, d_w, n_in);
-    }
+    gemm_tn(n_out, n_in, batch, d_y, n_out, x, n_in, d_w, n_in);
     d_b.fill(T::zero());
     for row in d_y.chunks_exact(n_out) {
         for (acc, &g) in d_b.iter_mut().zip(row) {
@@ -58,11 +48,7 @@ pub fn backward<T: Scalar>(
 pub fn backward_input<T: Scalar>(batch: usize, w: &[T], d_y: &[T], d_x: &mut [T]) {
     let n_out = d_y.len() / batch.max(1);
     let n_in = w.len() / n_out.max(1);
-    if n_out == dense_narrow::OUTPUTS {
-        T::narrow_d_input(batch, d_y, w, d_x);
-    } else {
-        matmul(batch, n_out, n_in, d_y, w, T::zero(), d_x);
-    }
+    matmul(batch, n_out, n_in, d_y, w, T::zero(), d_x);
 }
 
 #[cfg(test)]

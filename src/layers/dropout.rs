@@ -4,7 +4,7 @@
 //! forward   m_i = 1[u_i ≥ p] / (1 − p),  u_i ~ U[0, 1)     Y = X ⊙ m
 //! backward  dX = dY ⊙ m
 //! ```
-//! Each kept unit is scaled by 1/(1 − p), so E[Y] = X and evaluation uses the
+//! Each kept unit is scaled by 1/(1 − p), so E\[Y\] = X and evaluation uses the
 //! network unchanged (no mask, no rescaling).
 //!
 //! The mask of a sample is drawn from its own generator, keyed by the run's

@@ -7,7 +7,7 @@
 //! Backward needs the sign of Z, which H keeps (H > 0 exactly where Z > 0),
 //! so forward may overwrite Z with H.
 
-use crate::linalg::Scalar;
+use crate::linalg::{Scalar, relu_mask};
 
 /// Z ← max(Z, 0).
 pub fn forward<T: Scalar>(z_then_h: &mut [T]) {
@@ -17,10 +17,10 @@ pub fn forward<T: Scalar>(z_then_h: &mut [T]) {
     }
 }
 
-/// dH ← dH ⊙ 1[H > 0], turning dH into dZ.
+/// dH ← dH ⊙ 1\[H > 0\], turning dH into dZ.
 pub fn backward<T: Scalar>(h: &[T], d_h_then_d_z: &mut [T]) {
     for (g, &h) in d_h_then_d_z.iter_mut().zip(h) {
-        *g = if h > T::zero() { *g } else { T::zero() };
+        *g = relu_mask(h, *g);
     }
 }
 

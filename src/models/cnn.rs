@@ -11,7 +11,7 @@
 //!   logits = h·W_fcᵀ + b_fc                    W_fc [10, F·OS²], b_fc [10]
 //! backward (δ_fc = ∂L/∂logits = ŷ − y, averaged over the batch by default)
 //!   ∂L/∂W_fc = δ_fcᵀ·h, ∂L/∂b_fc = Σ_b δ_fc, ∂L/∂h = δ_fc·W_fc     layers::dense
-//!   δ_conv = ∂L/∂h ⊙ 1[z > 0]                  layers::relu, inside conv's passes
+//!   δ_conv = ∂L/∂h ⊙ 1[z > 0]                  layers::relu
 //!   ∂L/∂W_conv = Σ_b δ_conv[b]·P[b]  (+ ∂L/∂b_conv = Σ δ_conv)    layers::conv2d
 //! ```
 //! When training with dropout (layers::dropout), the dense layer reads the
@@ -22,10 +22,10 @@
 
 use super::{Network, Noise};
 use crate::init::{Init, fill};
-use crate::layers::conv2d::{BeforeFn, Conv2d, ConvScratch, Then};
-use crate::layers::dense;
+use crate::layers::conv2d::{Conv2d, Conv2dScratch};
 use crate::layers::dropout::Dropout;
 use crate::layers::maxpool::MaxPool;
+use crate::layers::{dense, relu};
 use crate::linalg::Scalar;
 use crate::params::{Layout, TensorSpec, split, split_mut};
 use crate::rng::Rng;
@@ -43,7 +43,7 @@ pub struct Cnn {
 
 /// Activations of one batch and their gradients.
 pub struct CnnWorkspace<T> {
-    conv: ConvScratch<T>,
+    conv: Conv2dScratch<T>,
     /// ReLU(conv(x)), `[B, F·OS²]`
     h: Vec<T>,
     /// pooled h and the kept indices, `[B, F·⌊OS/P⌋²]` (empty without pooling)
@@ -88,7 +88,7 @@ impl Cnn {
     }
 
     /// Lengths of conv.weight, conv.bias (0 when absent), fc.weight, fc.bias.
-    fn lens(&self) -> [usize; 4] {
+    pub(crate) fn lens(&self) -> [usize; 4] {
         let c = &self.conv;
         let bias = if self.conv_bias { c.filters } else { 0 };
         [
@@ -128,7 +128,7 @@ impl<T: Scalar> Network<T> for Cnn {
     fn workspace(&self, max_batch: usize) -> CnnWorkspace<T> {
         let c = &self.conv;
         CnnWorkspace {
-            conv: c.scratch(max_batch),
+            conv: c.scratch(),
             h: vec![T::zero(); max_batch * c.out_len()],
             logits: vec![T::zero(); max_batch * self.classes],
             d_h: vec![T::zero(); max_batch * c.out_len()],
@@ -160,21 +160,9 @@ impl<T: Scalar> Network<T> for Cnn {
         let c = &self.conv;
         let h = &mut ws.h[..batch * c.out_len()];
         let logits = &mut ws.logits[..batch * self.classes];
-        let bias = if self.conv_bias { Some(b_conv) } else { None };
-        if self.pool.is_none() && !noise.is_some_and(|n| n.rate > 0.0) {
-            // The dense layer reads the features directly: run it on each block
-            // of samples as soon as their maps exist, while they are in cache.
-            let dense = |n: usize, maps: &[T], rows: &mut [T]| dense::forward(n, maps, w_fc, b_fc, rows);
-            let then = Then {
-                out: &mut *logits,
-                len: self.classes,
-                f: &dense,
-            };
-            c.forward(batch, x, w_conv, bias, true, Some(then), &mut ws.conv, h);
-            ws.dropout.forward(h, self.features(), None);
-            return logits;
-        }
-        c.forward(batch, x, w_conv, bias, true, None, &mut ws.conv, h);
+        let bias = self.conv_bias.then_some(b_conv);
+        c.forward(batch, x, w_conv, bias, &mut ws.conv, h);
+        relu::forward(h);
         let features: &[T] = match &self.pool {
             Some(pool) => {
                 let pooled = &mut ws.pooled[..batch * pool.out_len()];
@@ -202,31 +190,6 @@ impl<T: Scalar> Network<T> for Cnn {
         let c = &self.conv;
         let h = &ws.h[..batch * c.out_len()];
         let d_h = &mut ws.d_h[..batch * c.out_len()];
-        let d_bias = if self.conv_bias { Some(d_b_conv) } else { None };
-        if self.pool.is_none() && !ws.dropout.active() {
-            // ∂L/∂h of each block of samples computed just before the
-            // convolution's backward pass reads it, while it is in cache.
-            dense::backward(batch, h, w_fc, d_logits, None, d_w_fc, d_b_fc);
-            let classes = self.classes;
-            let d_input = |first: usize, rows: &mut [T]| {
-                let n = rows.len() / c.out_len();
-                dense::backward_input(n, w_fc, &d_logits[first * classes..(first + n) * classes], rows);
-            };
-            let before: &BeforeFn<'_, T> = &d_input;
-            c.backward(
-                batch,
-                x,
-                w_conv,
-                Some(h),
-                Some(before),
-                d_h,
-                &mut ws.conv,
-                d_w_conv,
-                d_bias,
-                None,
-            );
-            return;
-        }
         match &self.pool {
             Some(pool) => {
                 let pooled = ws.dropout.output(&ws.pooled[..batch * pool.out_len()]);
@@ -249,19 +212,10 @@ impl<T: Scalar> Network<T> for Cnn {
                 ws.dropout.backward(d_h);
             }
         }
-        // ReLU's backward runs inside the convolution's; the input needs no gradient.
-        c.backward(
-            batch,
-            x,
-            w_conv,
-            Some(h),
-            None,
-            d_h,
-            &mut ws.conv,
-            d_w_conv,
-            d_bias,
-            None,
-        );
+        // δ_conv = ∂L/∂h ⊙ 1[h > 0]; the input needs no gradient.
+        relu::backward(h, d_h);
+        let d_bias = self.conv_bias.then_some(d_b_conv);
+        c.backward(batch, x, w_conv, d_h, &mut ws.conv, d_w_conv, d_bias, None);
     }
 }
 

@@ -153,10 +153,6 @@ impl<T: Scalar> Network<T> for Mlp {
         logits
     }
 
-    fn mlp(&self) -> Option<Mlp> {
-        Some(*self)
-    }
-
     fn backward(
         &self,
         params: &[T],

@@ -1,5 +1,5 @@
 //! The networks. Each model is a small struct of sizes; its parameters live in
-//! a flat buffer described by its [`Layout`](crate::params::Layout), and its
+//! a flat buffer described by its [`Layout`], and its
 //! activations in a workspace sized once for the largest batch.
 
 pub mod cnn;
@@ -14,7 +14,7 @@ pub use cnn::Cnn;
 pub use mlp::{Activation, Mlp};
 
 /// A network that maps a batch of inputs to logits and back-propagates.
-pub trait Network<T: Scalar>: Sync {
+pub trait Network<T: Scalar>: Send + Sync {
     /// Buffers for activations and their gradients, sized for a maximum batch.
     type Workspace: Send + Sync;
 
@@ -41,13 +41,6 @@ pub trait Network<T: Scalar>: Sync {
     /// Logits of `x` with the network as it is used for evaluation (no dropout).
     fn forward<'w>(&self, params: &[T], x: &[T], batch: usize, ws: &'w mut Self::Workspace) -> &'w [T] {
         self.forward_with(params, x, batch, None, ws)
-    }
-
-    /// This network as an [`Mlp`], when it is one: training then uses the
-    /// MLP's own step, which splits the hidden layer across threads
-    /// (`train::mlp_step`) instead of the batch.
-    fn mlp(&self) -> Option<Mlp> {
-        None
     }
 
     /// Given ∂L/∂logits, writes ∂L/∂params into `grads` (same layout as `params`).
@@ -104,12 +97,6 @@ pub enum Net {
 }
 
 impl ModelSpec {
-    /// Whether training results are the same bits for any thread count (the
-    /// MLP's step, `train::mlp_step`); the CNN's depend on it.
-    pub fn thread_independent(&self) -> bool {
-        matches!(self, ModelSpec::Mlp { .. })
-    }
-
     /// The report's MLP with `hidden` sigmoid units on MNIST-sized inputs.
     pub fn mlp(hidden: usize) -> Self {
         ModelSpec::Mlp {
@@ -153,13 +140,6 @@ impl ModelSpec {
             }
         }
         Ok(())
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ModelSpec::Mlp { .. } => "mlp",
-            ModelSpec::Cnn { .. } => "cnn",
-        }
     }
 
     /// The model this spec describes (an MLP's initialisation fields get their

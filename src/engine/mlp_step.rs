@@ -1,11 +1,11 @@
-//! The MLP's training step, split across threads by hidden units.
+//! The MLP's training step, split across threads by hidden units: the
+//! textbook twin is `models::mlp` in the sample-sharded step (`train`).
 //!
-//! The generic step ([`super::Sharded`]) gives each thread its own samples, so
-//! every thread reads all of W₁ and writes a whole ∂W₁, and the update reads
-//! all of them back: for H = 256 that is ten times the 1 MB of L2 a core has.
-//! Here thread t owns a block of hidden units U_t instead, and with them the
-//! rows W₁[U_t] (400 KB for H = 256 on two threads), which stay in its cache
-//! from the forward product to the update:
+//! The sample-sharded step gives each thread its own samples, so every thread
+//! reads all of W₁ and writes a whole ∂W₁, and the update reads all of them
+//! back: several times what a core's cache holds. Here thread t owns a block
+//! of hidden units U_t instead, and with them the rows W₁\[U_t\], which stay in
+//! its cache from the forward product to the update:
 //!
 //! ```text
 //! 1. per unit block   h[:, U_t] = act(x·W₁[U_t]ᵀ + b₁[U_t])            (all B samples)
@@ -17,22 +17,23 @@
 //! 4. serial           ∂b₂; update of b₁, W₂, b₂ (H·(C+1) + C values)
 //! ```
 //! Every sum runs in an order that does not depend on how the work is split
-//! (the products' sums do not depend on how they are cut, see
-//! [`Scalar::gemm_nt`]): the parameters after each step are the same bits
-//! whatever the number of threads. With ten classes the output layer's sums
-//! also run in the order of its ten-output kernels, so the step gives the same
-//! bits as the generic step on one thread (tested).
+//! (the products' sums do not depend on how they are cut, `kernels::gemm`):
+//! the parameters after each step are the same bits whatever the number of
+//! threads. With ten classes the output layer's sums also run in the order of
+//! its ten-output kernels, so the step gives the same bits as
+//! [`super::FastMlp`] in the sample-sharded step on one thread (tested in
+//! `train`).
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::{Batch, Step};
-use crate::data::batches::prefetch;
-use crate::layers::dense;
+use super::dense;
+use super::mlp::activate;
+use crate::data::batches::{Batch, prefetch};
+use crate::kernels::Kernels;
 use crate::layers::dropout::{apply_mask, draw_mask};
 use crate::layers::softmax_ce::{self, BatchScore};
-use crate::linalg::Scalar;
 use crate::models::Mlp;
 use crate::optim::{Optimizer, State};
 
@@ -59,8 +60,9 @@ struct Units {
 }
 
 /// Buffers of the MLP step, sized once for the largest batch.
-pub(crate) struct MlpStep {
+pub struct MlpStep {
     net: Mlp,
+    kernels: &'static Kernels,
     units: Vec<Units>,
     /// Samples per block of step 2.
     per_shard: usize,
@@ -72,7 +74,7 @@ pub(crate) struct MlpStep {
     logits: Vec<f32>,
     d_logits: Vec<f32>,
     /// ∂L/∂(b₁, W₂, b₂): the parameters after W₁, in layout order.
-    g_tail: Vec<f32>,
+    g_after_w1: Vec<f32>,
     /// Loss and hits of each block of samples.
     scores: Vec<BatchScore>,
     rows: usize,
@@ -80,9 +82,11 @@ pub(crate) struct MlpStep {
 }
 
 impl MlpStep {
-    pub fn new(net: Mlp, max_batch: usize) -> Self {
+    /// The step for batches of up to `max_batch` samples, its work split
+    /// across `threads` threads.
+    pub fn new(net: Mlp, kernels: &'static Kernels, max_batch: usize, threads: usize) -> Self {
         let (d, h, c) = (net.input, net.hidden, net.classes);
-        let threads = rayon::current_num_threads().max(1);
+        let threads = threads.max(1);
         // Blocks of about H / threads units, rounded to the products' block height.
         let per = h.div_ceil(threads).div_ceil(UNIT_ALIGN) * UNIT_ALIGN;
         let units = (0..h.div_ceil(per.max(1)))
@@ -102,6 +106,7 @@ impl MlpStep {
             .collect();
         MlpStep {
             net,
+            kernels,
             units,
             per_shard: max_batch.div_ceil(threads.min(max_batch.max(1))),
             y: vec![0; max_batch],
@@ -110,7 +115,7 @@ impl MlpStep {
             h_dropped: vec![0.0; max_batch * h],
             logits: vec![0.0; max_batch * c],
             d_logits: vec![0.0; max_batch * c],
-            g_tail: vec![0.0; h + c * h + c],
+            g_after_w1: vec![0.0; h + c * h + c],
             scores: vec![BatchScore::default(); threads],
             rows: 0,
             dropping: false,
@@ -118,9 +123,10 @@ impl MlpStep {
     }
 }
 
-impl Step for MlpStep {
-    fn loss(&mut self, params: &[f32], batch: &Batch) -> BatchScore {
-        let net = self.net;
+impl MlpStep {
+    /// Forward pass of the batch to its loss, keeping what [`MlpStep::update`] needs.
+    pub fn loss(&mut self, params: &[f32], batch: &Batch) -> BatchScore {
+        let (net, k) = (self.net, self.kernels);
         let (d, hid, c) = (net.input, net.hidden, net.classes);
         let [w1, b1, w2, b2] = crate::params::split(params, net.lens());
         let (rows, per) = (batch.indices.len(), self.per_shard);
@@ -144,8 +150,8 @@ impl Step for MlpStep {
             for row in h.chunks_exact_mut(n) {
                 row.copy_from_slice(&b1[u.range.clone()]);
             }
-            f32::gemm_nt(rows, n, d, x, d, &w1[u.range.start * d..], d, h, n);
-            net.activation.forward(h);
+            (k.gemm_nt)(rows, n, d, x, d, &w1[u.range.start * d..], d, h, n);
+            activate(k, net.activation, h);
         });
 
         // 2. Each block of samples: whole rows of h, dropout, logits, loss and δ₂.
@@ -178,7 +184,7 @@ impl Step for MlpStep {
                     } else {
                         h
                     };
-                    dense::forward(ids.len(), input, w2, b2, logits);
+                    dense::forward(k, ids.len(), input, w2, b2, logits);
                     *score = softmax_ce::forward_backward_scaled(logits, y, batch.scale, d_logits);
                 },
             );
@@ -191,8 +197,9 @@ impl Step for MlpStep {
             })
     }
 
-    fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32, batch: &Batch) {
-        let net = self.net;
+    /// The rest of the backward pass and the optimiser's update of `params`.
+    pub fn update(&mut self, params: &mut [f32], state: &mut State, opt: &Optimizer, lr: f32, batch: &Batch) {
+        let (net, kern) = (self.net, self.kernels);
         let (d, hid, c) = (net.input, net.hidden, net.classes);
         let rows = self.rows;
         state.steps += 1;
@@ -213,7 +220,7 @@ impl Step for MlpStep {
                 // ∂L/∂h[b, U] = Σ_c δ₂[b, c]·W₂[c, U], summed over c in order.
                 dz.fill(0.0);
                 for (cls, &g) in d_logits[b * c..(b + 1) * c].iter().enumerate() {
-                    f32::axpy(dz, g, &w2[cls * hid + r.start..cls * hid + r.end]);
+                    (kern.axpy)(dz, g, &w2[cls * hid + r.start..cls * hid + r.end]);
                 }
                 if dropping {
                     for (g, &mk) in dz.iter_mut().zip(&mask[b * hid + r.start..b * hid + r.end]) {
@@ -230,7 +237,7 @@ impl Step for MlpStep {
                 }
                 let h_in = &input[b * hid + r.start..b * hid + r.end];
                 for (cls, g_row) in u.g_w2.chunks_exact_mut(n).enumerate() {
-                    f32::axpy(g_row, d_logits[b * c + cls], h_in);
+                    (kern.axpy)(g_row, d_logits[b * c + cls], h_in);
                 }
             }
             // ∂W₁[U] = δ₁[:, U]ᵀ·x, in blocks of rows of ∂W₁ (the same bits as in
@@ -243,7 +250,7 @@ impl Step for MlpStep {
             let per_round = next.len().div_ceil(PREFETCH_ROUNDS);
             for r0 in (0..n).step_by(chunk.max(1)) {
                 let m = chunk.min(n - r0);
-                f32::gemm_tn(m, d, rows, &d_z[r0..], n, x, d, &mut u.g_w1[r0 * d..], d);
+                (kern.gemm_tn)(m, d, rows, &d_z[r0..], n, x, d, &mut u.g_w1[r0 * d..], d);
                 let (ahead, rest) = upcoming.split_at(per_round.min(upcoming.len()));
                 prefetch(train, ahead);
                 upcoming = rest;
@@ -266,7 +273,7 @@ impl Step for MlpStep {
         }
 
         // 4. ∂b₂, then b₁, W₂ and b₂ updated together.
-        let (g_b1, rest) = self.g_tail.split_at_mut(hid);
+        let (g_b1, rest) = self.g_after_w1.split_at_mut(hid);
         let (g_w2, g_b2) = rest.split_at_mut(c * hid);
         for u in &self.units {
             let (r, n) = (u.range.clone(), u.range.len());
@@ -281,7 +288,7 @@ impl Step for MlpStep {
                 *acc += g;
             }
         }
-        opt.update(k, tail, &self.g_tail, m_tail, v_tail);
+        opt.update(k, tail, &self.g_after_w1, m_tail, v_tail);
     }
 }
 
@@ -291,103 +298,5 @@ fn split_moments(s: &mut [f32], at: usize) -> (&mut [f32], &mut [f32]) {
         (&mut [], &mut [])
     } else {
         s.split_at_mut(at)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bench::synthetic;
-    use crate::init::Init;
-    use crate::layers::softmax_ce::Reduction;
-    use crate::models::Activation;
-    use crate::optim::Rule;
-    use crate::train::{Sharded, init_params};
-
-    /// Parameters and scores after three steps of `step` on batches of 7, 7 and 5.
-    fn run(step: &mut dyn Step, net: &Mlp, dropout: f32, opt: &Optimizer) -> (Vec<f32>, Vec<BatchScore>) {
-        let data = synthetic(19, net.input, 5);
-        let mut params = init_params(net, 3);
-        let mut state = opt.state(params.len());
-        let order: Vec<u32> = (0..19).rev().collect();
-        let mut scores = Vec::new();
-        for (b, indices) in order.chunks(7).enumerate() {
-            let batch = Batch {
-                train: &data,
-                indices,
-                next: order.chunks(7).nth(b + 1).unwrap_or(&[]),
-                scale: Reduction::Mean.scale(indices.len()) as f32,
-                dropout,
-                seed: 4,
-                step: b as u64,
-            };
-            scores.push(step.loss(&params, &batch));
-            step.update(&mut params, &mut state, opt, 0.05, &batch);
-        }
-        (params, scores)
-    }
-
-    fn pool(threads: usize) -> rayon::ThreadPool {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-    }
-
-    #[test]
-    fn other_class_counts_give_the_same_bits_on_any_thread_count_and_the_generic_step_s_values() {
-        let net = Mlp {
-            input: 21,
-            hidden: 9,
-            classes: 13,
-            activation: Activation::Sigmoid,
-            init: Init::Normal,
-            init_std: 0.3,
-        };
-        let opt = Optimizer::default();
-        let (generic, _) = pool(1).install(|| run(&mut Sharded::new(&net, 7), &net, 0.0, &opt));
-        let (one, _) = pool(1).install(|| run(&mut MlpStep::new(net, 7), &net, 0.0, &opt));
-        for threads in [2, 3] {
-            let (got, _) = pool(threads).install(|| run(&mut MlpStep::new(net, 7), &net, 0.0, &opt));
-            assert_eq!(got, one, "{threads} threads");
-        }
-        for (a, b) in one.iter().zip(&generic) {
-            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
-        }
-    }
-
-    #[test]
-    fn same_bits_as_the_generic_step_on_one_thread_whatever_the_thread_count() {
-        let cases = [
-            (Activation::Sigmoid, 0.0, Rule::Sgd, 0.0),
-            (Activation::Relu, 0.4, Rule::Adamw, 0.05),
-            (Activation::Tanh, 0.0, Rule::Momentum, 0.01),
-        ];
-        for (activation, dropout, rule, weight_decay) in cases {
-            let net = Mlp {
-                input: 37,
-                hidden: 23,
-                classes: 10,
-                activation,
-                init: Init::Normal,
-                init_std: 0.3,
-            };
-            let opt = Optimizer {
-                rule,
-                weight_decay,
-                ..Optimizer::default()
-            };
-            let (want, want_scores) =
-                pool(1).install(|| run(&mut Sharded::new(&net, 7), &net, dropout, &opt));
-            for threads in [1, 2, 3, 8] {
-                let (got, scores) =
-                    pool(threads).install(|| run(&mut MlpStep::new(net, 7), &net, dropout, &opt));
-                assert_eq!(got, want, "{activation:?}, {threads} threads");
-                for (s, w) in scores.iter().zip(&want_scores) {
-                    assert_eq!(s.correct, w.correct);
-                    assert!((s.loss_sum - w.loss_sum).abs() < 1e-12 * w.loss_sum.abs().max(1.0));
-                }
-            }
-        }
     }
 }

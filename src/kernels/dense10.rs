@@ -12,9 +12,10 @@
 //! product, eight columns at a time: forward keeps C registers of partial sums
 //! (one per output) that every load of X feeds; ∂W keeps C registers for eight
 //! columns of ∂W while the batch streams past; ∂X keeps four independent
-//! registers of eight outputs each. Every sum runs in a fixed order, so results
-//! do not depend on the thread or the machine beyond the AVX2 dispatch, which
-//! computes the same operations (no fused multiply-add).
+//! registers of eight outputs each. Every sum runs in a fixed order, and the
+//! AVX2 and AVX-512 versions compute exactly the portable versions' operations
+//! (no fused multiply-add), so every level gives the same bits (tested at the
+//! end of this file).
 
 use crate::linalg::Scalar;
 
@@ -26,7 +27,7 @@ const BLOCKS: usize = 4;
 
 /// Y[b, c] += Σ_i X[b, i]·W[c, i] for C = [`OUTPUTS`].
 #[inline(always)]
-pub fn forward_generic<T: Scalar>(batch: usize, x: &[T], w: &[T], y: &mut [T]) {
+pub fn forward_portable<T: Scalar>(batch: usize, x: &[T], w: &[T], y: &mut [T]) {
     const C: usize = OUTPUTS;
     let d = w.len() / C;
     assert!(x.len() >= batch * d && w.len() == C * d && y.len() >= batch * C);
@@ -55,11 +56,11 @@ pub fn forward_generic<T: Scalar>(batch: usize, x: &[T], w: &[T], y: &mut [T]) {
 
 /// ∂W[c, i] = Σ_b δ[b, c]·X[b, i] (overwrites ∂W) for C = [`OUTPUTS`].
 #[inline(always)]
-pub fn d_weight_generic<T: Scalar>(batch: usize, x: &[T], d_y: &[T], d_w: &mut [T]) {
+pub fn d_weight_portable<T: Scalar>(batch: usize, x: &[T], d_y: &[T], d_w: &mut [T]) {
     d_weight_columns(batch, x, d_y, d_w, 0)
 }
 
-/// [`d_weight_generic`] for the columns from `from` (a multiple of 8) on.
+/// [`d_weight_portable`] for the columns from `from` (a multiple of 8) on.
 #[inline(always)]
 fn d_weight_columns<T: Scalar>(batch: usize, x: &[T], d_y: &[T], d_w: &mut [T], from: usize) {
     const C: usize = OUTPUTS;
@@ -93,12 +94,12 @@ fn d_weight_columns<T: Scalar>(batch: usize, x: &[T], d_y: &[T], d_w: &mut [T], 
 
 /// ∂X[b, i] = Σ_c δ[b, c]·W[c, i] (overwrites ∂X) for C = [`OUTPUTS`].
 #[inline(always)]
-pub fn d_input_generic<T: Scalar>(batch: usize, d_y: &[T], w: &[T], d_x: &mut [T]) {
+pub fn d_input_portable<T: Scalar>(batch: usize, d_y: &[T], w: &[T], d_x: &mut [T]) {
     let d = w.len() / OUTPUTS;
     d_input_columns(batch, d_y, w, d_x, d / (LANES * BLOCKS) * (LANES * BLOCKS), 0)
 }
 
-/// [`d_input_generic`] for the columns from `from` on, with its 32-column
+/// [`d_input_portable`] for the columns from `from` on, with its 32-column
 /// blocks below `wide` (both multiples of 32).
 #[inline(always)]
 fn d_input_columns<T: Scalar>(batch: usize, d_y: &[T], w: &[T], d_x: &mut [T], wide: usize, from: usize) {
@@ -142,22 +143,22 @@ fn d_input_columns<T: Scalar>(batch: usize, d_y: &[T], w: &[T], d_x: &mut [T], w
     }
 }
 
-/// The same kernels compiled for AVX2, chosen at run time by `Scalar for f32`.
+/// The same kernels compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx2 {
     #[target_feature(enable = "avx2")]
     pub unsafe fn forward(batch: usize, x: &[f32], w: &[f32], y: &mut [f32]) {
-        super::forward_generic(batch, x, w, y)
+        super::forward_portable(batch, x, w, y)
     }
 
     #[target_feature(enable = "avx2")]
     pub unsafe fn d_weight(batch: usize, x: &[f32], d_y: &[f32], d_w: &mut [f32]) {
-        super::d_weight_generic(batch, x, d_y, d_w)
+        super::d_weight_portable(batch, x, d_y, d_w)
     }
 
     #[target_feature(enable = "avx2")]
     pub unsafe fn d_input(batch: usize, d_y: &[f32], w: &[f32], d_x: &mut [f32]) {
-        super::d_input_generic(batch, d_y, w, d_x)
+        super::d_input_portable(batch, d_y, w, d_x)
     }
 }
 
@@ -168,7 +169,7 @@ pub(crate) mod avx2 {
 /// blocks), updated by the same multiply and add (no fused multiply-add), and
 /// the halves are summed lane by lane in the same order; ∂X, where every value
 /// is a sum of its own, uses whole registers with the same multiply and add. The results are the same bits as
-/// [`forward_generic`], [`d_weight_generic`] and [`d_input_generic`]; what
+/// [`forward_portable`], [`d_weight_portable`] and [`d_input_portable`]; what
 /// changes is that W (for the CNN, 15,488 × 10 values: 620 KB) streams from
 /// cache once per four samples instead of once per sample.
 #[cfg(target_arch = "x86_64")]
@@ -208,7 +209,7 @@ pub(crate) mod avx512 {
         std::array::from_fn(|i| (b0 + i).min(batch - 1))
     }
 
-    /// [`super::forward_generic`], the same bits.
+    /// [`super::forward_portable`], the same bits.
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
@@ -254,7 +255,7 @@ pub(crate) mod avx512 {
         }
     }
 
-    /// [`super::d_weight_generic`], the same bits.
+    /// [`super::d_weight_portable`], the same bits.
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
@@ -293,7 +294,7 @@ pub(crate) mod avx512 {
         super::d_weight_columns(batch, x, d_y, d_w, wide);
     }
 
-    /// [`super::d_input_generic`], the same bits. Each ∂X value is its own
+    /// [`super::d_input_portable`], the same bits. Each ∂X value is its own
     /// sum over the ten classes (no lanes are added together), so whole
     /// 16-lane registers hold one sample's columns: blocks of 4 samples × 64
     /// columns, each class's four W vectors loaded once for the four samples
@@ -339,52 +340,54 @@ pub(crate) mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::random_vec;
-    use crate::linalg::{Scalar, matmul_naive};
+    use crate::kernels::Kernels;
+    use crate::linalg::{matmul_naive, random_vec};
     use crate::rng::Rng;
 
     #[test]
-    fn kernels_match_the_definitions_and_their_portable_versions() {
+    fn every_level_matches_the_definitions_and_the_portable_versions_bit_for_bit() {
         let mut rng = Rng::new(8, 0);
-        for (batch, d) in [(1, 1), (3, 7), (5, 8), (7, 33), (6, 1000), (64, 484), (2, 15488)] {
-            let x: Vec<f32> = random_vec(batch * d, &mut rng);
-            let w: Vec<f32> = random_vec(OUTPUTS * d, &mut rng);
-            let d_y: Vec<f32> = random_vec(batch * OUTPUTS, &mut rng);
-            let close = |a: &[f32], b: &[f32], terms: usize| {
-                for (p, q) in a.iter().zip(b) {
-                    assert!(
-                        (p - q).abs() < 1e-5 * (terms as f32).sqrt() * (1.0 + q.abs()),
-                        "B={batch} D={d}: {p} vs {q}"
-                    );
-                }
-            };
+        for k in Kernels::available() {
+            for (batch, d) in [(1, 1), (3, 7), (5, 8), (7, 33), (6, 1000), (64, 484), (2, 15488)] {
+                let x: Vec<f32> = random_vec(batch * d, &mut rng);
+                let w: Vec<f32> = random_vec(OUTPUTS * d, &mut rng);
+                let d_y: Vec<f32> = random_vec(batch * OUTPUTS, &mut rng);
+                let close = |a: &[f32], b: &[f32], terms: usize| {
+                    for (p, q) in a.iter().zip(b) {
+                        assert!(
+                            (p - q).abs() < 1e-5 * (terms as f32).sqrt() * (1.0 + q.abs()),
+                            "{k:?} B={batch} D={d}: {p} vs {q}"
+                        );
+                    }
+                };
 
-            let mut y = vec![0.5f32; batch * OUTPUTS];
-            f32::narrow_forward(batch, &x, &w, &mut y);
-            let mut y_generic = vec![0.5f32; batch * OUTPUTS];
-            forward_generic(batch, &x, &w, &mut y_generic);
-            assert_eq!(y, y_generic);
-            let mut want = vec![0.5f32; batch * OUTPUTS];
-            matmul_naive(batch, d, OUTPUTS, &x, false, &w, true, 1.0, &mut want);
-            close(&y, &want, d);
+                let mut y = vec![0.5f32; batch * OUTPUTS];
+                (k.dense10_forward)(batch, &x, &w, &mut y);
+                let mut y_portable = vec![0.5f32; batch * OUTPUTS];
+                forward_portable(batch, &x, &w, &mut y_portable);
+                assert_eq!(y, y_portable);
+                let mut want = vec![0.5f32; batch * OUTPUTS];
+                matmul_naive(batch, d, OUTPUTS, &x, false, &w, true, 1.0, &mut want);
+                close(&y, &want, d);
 
-            let mut d_w = vec![0.0f32; w.len()];
-            f32::narrow_d_weight(batch, &x, &d_y, &mut d_w);
-            let mut d_w_generic = vec![0.0f32; w.len()];
-            d_weight_generic(batch, &x, &d_y, &mut d_w_generic);
-            assert_eq!(d_w, d_w_generic);
-            let mut want = vec![0.0f32; w.len()];
-            matmul_naive(OUTPUTS, batch, d, &d_y, true, &x, false, 0.0, &mut want);
-            close(&d_w, &want, batch);
+                let mut d_w = vec![0.0f32; w.len()];
+                (k.dense10_d_weight)(batch, &x, &d_y, &mut d_w);
+                let mut d_w_portable = vec![0.0f32; w.len()];
+                d_weight_portable(batch, &x, &d_y, &mut d_w_portable);
+                assert_eq!(d_w, d_w_portable);
+                let mut want = vec![0.0f32; w.len()];
+                matmul_naive(OUTPUTS, batch, d, &d_y, true, &x, false, 0.0, &mut want);
+                close(&d_w, &want, batch);
 
-            let mut d_x = vec![0.0f32; x.len()];
-            f32::narrow_d_input(batch, &d_y, &w, &mut d_x);
-            let mut d_x_generic = vec![0.0f32; x.len()];
-            d_input_generic(batch, &d_y, &w, &mut d_x_generic);
-            assert_eq!(d_x, d_x_generic);
-            let mut want = vec![0.0f32; x.len()];
-            matmul_naive(batch, OUTPUTS, d, &d_y, false, &w, false, 0.0, &mut want);
-            close(&d_x, &want, OUTPUTS);
+                let mut d_x = vec![0.0f32; x.len()];
+                (k.dense10_d_input)(batch, &d_y, &w, &mut d_x);
+                let mut d_x_portable = vec![0.0f32; x.len()];
+                d_input_portable(batch, &d_y, &w, &mut d_x_portable);
+                assert_eq!(d_x, d_x_portable);
+                let mut want = vec![0.0f32; x.len()];
+                matmul_naive(batch, OUTPUTS, d, &d_y, false, &w, false, 0.0, &mut want);
+                close(&d_x, &want, OUTPUTS);
+            }
         }
     }
 }

@@ -25,10 +25,6 @@
 
 use std::arch::x86_64::*;
 
-pub fn available() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-}
-
 /// C[i, j] += Σ_k A[i, k]·B[j, k] for i < m, j < n.
 ///
 /// # Safety
@@ -183,57 +179,4 @@ pub unsafe fn gemm_tn(
             }
         }
     }
-}
-
-/// z ← σ(z) = 1/(1 + e^(−z)), sixteen values at a time, computed as e/(1 + e)
-/// with e = e^(−|z|) for z < 0 so that no e^(+large) is formed (as the
-/// portable [`crate::layers::sigmoid::sigmoid`]). e^x for x ≤ 0 is Cephes'
-/// `expf`: x = n·ln 2 + r with |r| ≤ ln 2 / 2, a degree-7 polynomial for e^r
-/// and an exact scaling by 2ⁿ, within 2 ulp of e^x; NaN stays NaN.
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[target_feature(enable = "avx512f")]
-pub unsafe fn sigmoid(z: &mut [f32]) {
-    let one = _mm512_set1_ps(1.0);
-    let mut chunks = z.chunks_exact_mut(16);
-    for c in &mut chunks {
-        // SAFETY: c holds 16 values.
-        unsafe { _mm512_storeu_ps(c.as_mut_ptr(), sigmoid16(_mm512_loadu_ps(c.as_ptr()), one)) };
-    }
-    let rest = chunks.into_remainder();
-    if !rest.is_empty() {
-        let mask = ((1u32 << rest.len()) - 1) as __mmask16;
-        // SAFETY: the mask covers exactly the rest.len() values of `rest`.
-        unsafe {
-            let v = _mm512_maskz_loadu_ps(mask, rest.as_ptr());
-            _mm512_mask_storeu_ps(rest.as_mut_ptr(), mask, sigmoid16(v, one));
-        }
-    }
-}
-
-#[target_feature(enable = "avx512f")]
-fn sigmoid16(z: __m512, one: __m512) -> __m512 {
-    // −|z|, clamped below where e^x underflows to 0 anyway (max keeps a NaN z).
-    let neg = _mm512_castsi512_ps(_mm512_or_si512(
-        _mm512_castps_si512(z),
-        _mm512_set1_epi32(i32::MIN),
-    ));
-    let x = _mm512_max_ps(_mm512_set1_ps(-104.0), neg);
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
-        x,
-        _mm512_set1_ps(std::f32::consts::LOG2_E),
-    ));
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
-    let mut p = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-    }
-    let p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, one));
-    let e = _mm512_scalef_ps(p, n);
-    // σ(z) = 1/(1 + e) for z ≥ 0, e/(1 + e) otherwise.
-    let positive = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(z, _mm512_setzero_ps());
-    let num = _mm512_mask_blend_ps(positive, e, one);
-    _mm512_div_ps(num, _mm512_add_ps(one, e))
 }

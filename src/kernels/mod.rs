@@ -1,0 +1,416 @@
+//! Every processor-specific loop of the crate, behind one door.
+//!
+//! A kernel *level* is a set of implementations for one kind of CPU:
+//!
+//! | level      | what it uses                                                      |
+//! | ---------- | ----------------------------------------------------------------- |
+//! | `avx512`   | AVX-512F kernels for the products, σ, the ten-output layer and the convolution |
+//! | `avx2`     | AVX2 builds of the portable loops; products by `matrixmultiply`   |
+//! | `neon`     | aarch64: the portable loops (NEON kernels are not written yet)     |
+//! | `portable` | plain Rust loops the compiler may vectorise; products by `matrixmultiply` |
+//!
+//! The CPU is asked once what it supports ([`Level::available`]); the table
+//! for a level ([`Kernels::for_level`]) is built only when the CPU has it, so
+//! every function pointer in a table is safe to call. Which level runs is
+//! chosen by [`Choice`]: `SCRATCHNET_KERNELS=auto|reference|avx512|avx2|neon|portable`
+//! ([`from_env`]); `reference` runs the textbook wing alone (`layers`,
+//! `models`), without this module.
+//!
+//! Kernels import nothing above them (only `linalg`'s element type and
+//! products). Each kernel file says what it computes and which test proves it
+//! equal to its reference; the engine's steps, built from these kernels, are
+//! tested against the textbook models.
+
+use std::sync::OnceLock;
+
+pub mod conv;
+pub mod dense10;
+pub mod gemm;
+pub mod sigmoid;
+pub mod vector;
+
+/// The environment variable that chooses the kernels.
+pub const ENV: &str = "SCRATCHNET_KERNELS";
+
+/// A set of kernels for one kind of CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Avx512,
+    Avx2,
+    Neon,
+    Portable,
+}
+
+impl Level {
+    /// Every level, fastest first.
+    pub const ALL: [Level; 4] = [Level::Avx512, Level::Avx2, Level::Neon, Level::Portable];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Avx512 => "avx512",
+            Level::Avx2 => "avx2",
+            Level::Neon => "neon",
+            Level::Portable => "portable",
+        }
+    }
+
+    /// Whether this CPU can run the level.
+    pub fn available(self) -> bool {
+        cpu().contains(&self)
+    }
+
+    /// The fastest level this CPU has.
+    pub fn best() -> Level {
+        cpu()[0]
+    }
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The levels this CPU supports, fastest first (asked once).
+fn cpu() -> &'static [Level] {
+    static LEVELS: OnceLock<Vec<Level>> = OnceLock::new();
+    LEVELS.get_or_init(|| {
+        let mut levels = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f") {
+                levels.push(Level::Avx512);
+            }
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                levels.push(Level::Avx2);
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            levels.push(Level::Neon);
+        }
+        levels.push(Level::Portable);
+        levels
+    })
+}
+
+/// Which code trains and evaluates: the textbook wing, or the engine on one
+/// kernel level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Choice {
+    /// What `SCRATCHNET_KERNELS` says, else the fastest level of this CPU.
+    #[default]
+    Auto,
+    /// The textbook wing alone: `layers` and `models` over `linalg`.
+    Reference,
+    /// The engine on this kernel level.
+    Level(Level),
+}
+
+/// What a [`Choice`] comes to on this machine.
+#[derive(Clone, Copy, Debug)]
+pub enum Resolved {
+    Reference,
+    Engine(&'static Kernels),
+}
+
+impl Resolved {
+    /// The name printed in a run's header and saved in its config:
+    /// `reference` or the level's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Resolved::Reference => "reference",
+            Resolved::Engine(k) => k.level.name(),
+        }
+    }
+}
+
+impl Choice {
+    /// Parses `auto`, `reference` or a level's name.
+    pub fn parse(s: &str) -> Result<Choice, String> {
+        let levels = Level::ALL.map(Level::name).join(", ");
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Choice::Auto),
+            "reference" => Ok(Choice::Reference),
+            name => Level::ALL
+                .into_iter()
+                .find(|l| l.name() == name)
+                .map(Choice::Level)
+                .ok_or_else(|| {
+                    format!("{ENV}={s} is not a kernel choice (expected auto, reference, {levels})")
+                }),
+        }
+    }
+
+    /// The code this choice runs on this CPU; an error names a level the CPU lacks.
+    pub fn resolve(self) -> Result<Resolved, String> {
+        match self {
+            Choice::Auto => match from_env()? {
+                Choice::Auto => Ok(Resolved::Engine(Kernels::for_level(Level::best())?)),
+                other => other.resolve(),
+            },
+            Choice::Reference => Ok(Resolved::Reference),
+            Choice::Level(level) => Ok(Resolved::Engine(Kernels::for_level(level)?)),
+        }
+    }
+}
+
+/// The choice `SCRATCHNET_KERNELS` makes (`auto` when unset); an error for
+/// a value that is not a choice.
+pub fn from_env() -> Result<Choice, String> {
+    match std::env::var_os(ENV) {
+        None => Ok(Choice::Auto),
+        Some(v) => match v.to_str() {
+            Some(s) => Choice::parse(s),
+            None => Err(format!("{ENV} is not valid UTF-8")),
+        },
+    }
+}
+
+/// y ← y + a·x
+pub type AxpyFn = fn(&mut [f32], f32, &[f32]);
+/// Σ aᵢ·bᵢ
+pub type DotFn = fn(&[f32], &[f32]) -> f32;
+/// A strided product `(m, n, k, a, lda, b, ldb, c, ldc)` ([`gemm`]).
+pub type GemmFn = fn(usize, usize, usize, &[f32], usize, &[f32], usize, &mut [f32], usize);
+/// A ten-output product `(batch, a, b, out)` ([`dense10`]).
+pub type Dense10Fn = fn(usize, &[f32], &[f32], &mut [f32]);
+
+/// A convolution's forward pass with its epilogue `(shape, img, w, epilogue, wide, out)`.
+pub type ConvForwardFn = fn(&conv::Shape, &[f32], &[f32], conv::Epilogue<f32>, &mut [f32], &mut [f32]);
+/// δ laid out wide `(shape, δ, h, wide)`.
+pub type ConvDeltaFn = fn(&conv::Shape, &[f32], Option<&[f32]>, &mut [f32]);
+/// ∂W lanes from a wide δ `(shape, img, δ, lanes)`.
+pub type ConvDWeightFn = fn(&conv::Shape, &[f32], &[f32], &mut [f32]);
+/// ∂W lanes from a compact δ `(shape, img, δ, h, lanes)`.
+pub type ConvDWeightCompactFn = fn(&conv::Shape, &[f32], &mut [f32], Option<&[f32]>, &mut [f32]);
+
+/// The convolution kernels of a level ([`conv`]).
+#[derive(Clone, Copy)]
+pub struct ConvKernels {
+    /// Output maps with their epilogue, `[F, OS, OS]`; `wide` is scratch of F·L values.
+    pub forward: ConvForwardFn,
+    /// δ laid out wide, with ReLU's mask when `h` is given.
+    pub delta: ConvDeltaFn,
+    /// ∂W partial sums in 16 lanes from a wide δ.
+    pub d_weight: ConvDWeightFn,
+    /// ∂W partial sums in 16 lanes from a compact δ, masked in place when `h` is given.
+    pub d_weight_compact: ConvDWeightCompactFn,
+}
+
+/// The kernels of one level: every processor-specific function the engine calls.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    pub level: Level,
+    pub gemm_nt: GemmFn,
+    pub gemm_tn: GemmFn,
+    pub sigmoid: fn(&mut [f32]),
+    pub axpy: AxpyFn,
+    pub dot: DotFn,
+    pub dense10_forward: Dense10Fn,
+    pub dense10_d_weight: Dense10Fn,
+    pub dense10_d_input: Dense10Fn,
+    /// Direct convolution kernels; `None` where the level has none (the
+    /// engine's convolution then uses its portable strategies).
+    pub conv: Option<ConvKernels>,
+}
+
+impl std::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kernels({})", self.level)
+    }
+}
+
+/// The portable convolution kernels: the references the fast ones are
+/// tested against (the engine uses them only in tests).
+pub const PORTABLE_CONV: ConvKernels = ConvKernels {
+    forward: conv::forward_compact_portable,
+    delta: conv::delta_portable,
+    d_weight: conv::d_weight_portable,
+    d_weight_compact: conv::d_weight_compact_portable,
+};
+
+const PORTABLE: Kernels = Kernels {
+    level: Level::Portable,
+    gemm_nt: crate::linalg::gemm_nt::<f32>,
+    gemm_tn: crate::linalg::gemm_tn::<f32>,
+    sigmoid: sigmoid::sigmoid_portable,
+    axpy: vector::axpy_portable,
+    dot: vector::dot_portable,
+    dense10_forward: dense10::forward_portable::<f32>,
+    dense10_d_weight: dense10::d_weight_portable::<f32>,
+    dense10_d_input: dense10::d_input_portable::<f32>,
+    conv: None,
+};
+
+impl Kernels {
+    /// The table of `level`, or an error when this CPU lacks it.
+    pub fn for_level(level: Level) -> Result<&'static Kernels, String> {
+        if !level.available() {
+            let have = cpu().iter().map(|l| l.name()).collect::<Vec<_>>().join(", ");
+            return Err(format!(
+                "{ENV}={level}: this CPU does not support the {level} kernels (it has: {have})"
+            ));
+        }
+        Ok(match level {
+            Level::Portable => &PORTABLE,
+            Level::Neon => &NEON,
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => &x86::AVX512,
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx2 => &x86::AVX2,
+            #[cfg(not(target_arch = "x86_64"))]
+            Level::Avx512 | Level::Avx2 => unreachable!("x86 levels are never available here"),
+        })
+    }
+
+    /// The tables of every level this CPU has (for tests and benchmarks).
+    pub fn available() -> Vec<&'static Kernels> {
+        cpu().iter().filter_map(|&l| Kernels::for_level(l).ok()).collect()
+    }
+}
+
+/// NEON has no kernels of its own yet: the portable loops, which the
+/// compiler vectorises for NEON.
+const NEON: Kernels = Kernels {
+    level: Level::Neon,
+    ..PORTABLE
+};
+
+/// The x86 tables. Each wrapper calls a `#[target_feature]` kernel; the
+/// wrappers are private and reachable only through a table that
+/// [`Kernels::for_level`] hands out after checking the CPU has the level.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{ConvKernels, Kernels, Level, PORTABLE, conv, dense10, gemm, sigmoid, vector};
+    use crate::linalg::{check_nt, check_tn};
+
+    pub(super) const AVX2: Kernels = Kernels {
+        level: Level::Avx2,
+        axpy: axpy_avx2,
+        dot: dot_avx2,
+        dense10_forward: dense10_forward_avx2,
+        dense10_d_weight: dense10_d_weight_avx2,
+        dense10_d_input: dense10_d_input_avx2,
+        ..PORTABLE
+    };
+
+    pub(super) const AVX512: Kernels = Kernels {
+        level: Level::Avx512,
+        gemm_nt: gemm_nt_avx512,
+        gemm_tn: gemm_tn_avx512,
+        sigmoid: sigmoid_avx512,
+        dense10_forward: dense10_forward_avx512,
+        dense10_d_weight: dense10_d_weight_avx512,
+        dense10_d_input: dense10_d_input_avx512,
+        conv: Some(ConvKernels {
+            forward: conv_forward_avx512,
+            delta: conv_delta_avx512,
+            d_weight: conv_d_weight_avx512,
+            d_weight_compact: conv_d_weight_compact_avx512,
+        }),
+        ..AVX2
+    };
+
+    // SAFETY (every wrapper below): reachable only through the table of its
+    // level, which is handed out only when the CPU supports that level; the
+    // kernels check their slices' extents themselves, or the wrapper does.
+
+    fn axpy_avx2(y: &mut [f32], a: f32, x: &[f32]) {
+        unsafe { vector::avx2::axpy(y, a, x) }
+    }
+
+    fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+        unsafe { vector::avx2::dot(a, b) }
+    }
+
+    fn dense10_forward_avx2(batch: usize, x: &[f32], w: &[f32], y: &mut [f32]) {
+        unsafe { dense10::avx2::forward(batch, x, w, y) }
+    }
+
+    fn dense10_d_weight_avx2(batch: usize, x: &[f32], d_y: &[f32], d_w: &mut [f32]) {
+        unsafe { dense10::avx2::d_weight(batch, x, d_y, d_w) }
+    }
+
+    fn dense10_d_input_avx2(batch: usize, d_y: &[f32], w: &[f32], d_x: &mut [f32]) {
+        unsafe { dense10::avx2::d_input(batch, d_y, w, d_x) }
+    }
+
+    fn dense10_forward_avx512(batch: usize, x: &[f32], w: &[f32], y: &mut [f32]) {
+        unsafe { dense10::avx512::forward(batch, x, w, y) }
+    }
+
+    fn dense10_d_weight_avx512(batch: usize, x: &[f32], d_y: &[f32], d_w: &mut [f32]) {
+        unsafe { dense10::avx512::d_weight(batch, x, d_y, d_w) }
+    }
+
+    fn dense10_d_input_avx512(batch: usize, d_y: &[f32], w: &[f32], d_x: &mut [f32]) {
+        unsafe { dense10::avx512::d_input(batch, d_y, w, d_x) }
+    }
+
+    fn sigmoid_avx512(z: &mut [f32]) {
+        unsafe { sigmoid::avx512::sigmoid(z) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_nt_avx512(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        check_nt(m, n, k, a, lda, b, ldb, c, ldc);
+        unsafe { gemm::avx512::gemm_nt(m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_tn_avx512(
+        m: usize,
+        n: usize,
+        kp: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
+        unsafe { gemm::avx512::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
+    }
+
+    fn conv_forward_avx512(
+        c: &conv::Shape,
+        img: &[f32],
+        w: &[f32],
+        epi: conv::Epilogue<f32>,
+        wide: &mut [f32],
+        out: &mut [f32],
+    ) {
+        unsafe { conv::avx512::forward(c, img, w, epi, wide, out) }
+    }
+
+    fn conv_delta_avx512(c: &conv::Shape, d_z: &[f32], h: Option<&[f32]>, wide: &mut [f32]) {
+        unsafe { conv::avx512::delta(c, d_z, h, wide) }
+    }
+
+    fn conv_d_weight_avx512(c: &conv::Shape, img: &[f32], delta: &[f32], lanes: &mut [f32]) {
+        unsafe { conv::avx512::d_weight(c, img, delta, lanes) }
+    }
+
+    fn conv_d_weight_compact_avx512(
+        c: &conv::Shape,
+        img: &[f32],
+        delta: &mut [f32],
+        h: Option<&[f32]>,
+        lanes: &mut [f32],
+    ) {
+        unsafe { conv::avx512::d_weight_compact(c, img, delta, h, lanes) }
+    }
+}

@@ -1,0 +1,285 @@
+//! The epoch loop: shuffle, gather a batch, forward, loss, backward, update.
+//!
+//! How a step is spread over the threads is a [`Step`], chosen for the model
+//! and the kernel choice by [`Runner`] (`step.rs`): the sample-sharded step
+//! over the textbook models or the engine's CNN, or the engine's MLP step.
+//!
+//! Reported per epoch, as in the report: the running means over the epoch's
+//! batches of the batch-mean training loss and of the batch accuracy; then the
+//! test accuracy (recorded, never used for any choice). All buffers are sized
+//! before the first batch; the loop allocates nothing.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crate::data::batches::{Batch, Batches, Samples};
+use crate::layers::softmax_ce::Reduction;
+use crate::models::Network;
+use crate::optim::{Optimizer, Schedule, State};
+use crate::rng::Rng;
+
+mod step;
+#[cfg(test)]
+mod tests;
+
+pub use step::{Runner, Sharded, Step};
+
+/// PRNG stream used for initialisation (the seed is shared with shuffling).
+pub const INIT_STREAM: u64 = 1;
+/// PRNG stream used for the per-epoch shuffles.
+pub const SHUFFLE_STREAM: u64 = 2;
+
+/// Optimisation settings of one run.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Settings {
+    pub epochs: usize,
+    pub lr: f32,
+    pub batch_size: usize,
+    pub reduction: Reduction,
+    pub seed: u64,
+    /// The update rule (default: plain SGD, the report's).
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    /// The learning-rate schedule (default: constant).
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Training samples held out for validation (seeded; 0: none).
+    #[serde(default)]
+    pub validation: usize,
+    /// Stop after this many epochs without a better validation accuracy (0: never).
+    #[serde(default)]
+    pub patience: usize,
+    /// Dropout rate on the output layer's input while training (0: none).
+    #[serde(default)]
+    pub dropout: f32,
+}
+
+impl Settings {
+    /// The report's plain SGD at a constant rate.
+    pub fn sgd(epochs: usize, lr: f32, batch_size: usize, reduction: Reduction, seed: u64) -> Self {
+        Settings {
+            epochs,
+            lr,
+            batch_size,
+            reduction,
+            seed,
+            optimizer: Optimizer::default(),
+            schedule: Schedule::default(),
+            validation: 0,
+            patience: 0,
+            dropout: 0.0,
+        }
+    }
+}
+
+/// One line of the history.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    pub seconds: f64,
+    /// Accuracy on the held-out validation samples, when there are any.
+    #[serde(default)]
+    pub validation_accuracy: Option<f64>,
+}
+
+/// What the loop reports while it runs.
+pub enum Progress<'a> {
+    Batch {
+        epoch: usize,
+        done: usize,
+        total: usize,
+    },
+    /// An epoch ended; the parameters and optimiser state after it.
+    Epoch(&'a EpochRecord, &'a [f32], &'a State),
+}
+
+/// Where training is inside an epoch: enough, with the parameters and the
+/// seed, to continue bit-identically (the shuffles of earlier epochs are
+/// replayed from the seed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    /// The epoch in progress (from 1).
+    pub epoch: usize,
+    /// Batches of it already done.
+    pub batch: usize,
+    /// Running sums over those batches of the batch-mean loss and the batch accuracy.
+    pub loss_sum: f64,
+    pub acc_sum: f64,
+    /// Seconds spent on those batches.
+    pub seconds: f64,
+}
+
+/// How a call to [`train`] ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// All epochs done: the history of the epochs this call ran.
+    Finished(Vec<EpochRecord>),
+    /// Stopped on request after a batch: the epochs this call completed, and where it stopped.
+    Interrupted(Vec<EpochRecord>, Position),
+}
+
+/// Training stopped because the loss stopped being finite.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "training diverged: the loss became {loss} at epoch {epoch}, batch {batch}. \
+     The learning rate ({lr:e}) is probably too large; try --lr {suggestion:e}"
+)]
+pub struct Diverged {
+    pub epoch: usize,
+    pub batch: usize,
+    pub loss: f64,
+    pub lr: f32,
+    pub suggestion: f32,
+}
+
+/// Fresh parameters for `net` from `seed`.
+pub fn init_params<N: Network<f32>>(net: &N, seed: u64) -> Vec<f32> {
+    let mut params = vec![0.0; net.layout().len()];
+    net.init(&mut params, &mut Rng::new(seed, INIT_STREAM));
+    params
+}
+
+/// Trains `params` in place for `settings.epochs` epochs.
+pub fn train(
+    runner: &Runner,
+    params: &mut [f32],
+    train: &Samples,
+    test: &Samples,
+    settings: &Settings,
+    report: &mut dyn FnMut(Progress),
+) -> Result<Vec<EpochRecord>, Diverged> {
+    let mut state = settings.optimizer.state(params.len());
+    match train_from(
+        runner,
+        params,
+        &mut state,
+        train,
+        None,
+        test,
+        settings,
+        Position::default(),
+        None,
+        report,
+    )? {
+        Outcome::Finished(h) | Outcome::Interrupted(h, _) => Ok(h),
+    }
+}
+
+/// Trains `params` (and the optimiser `state`) in place from `start` (the
+/// default position is the beginning) to the last epoch, or until `stop` is
+/// set: the flag is checked after every batch.
+#[allow(clippy::too_many_arguments)]
+pub fn train_from(
+    runner: &Runner,
+    params: &mut [f32],
+    state: &mut State,
+    train: &Samples,
+    validation: Option<&Samples>,
+    test: &Samples,
+    settings: &Settings,
+    start: Position,
+    stop: Option<&AtomicBool>,
+    report: &mut dyn FnMut(Progress),
+) -> Result<Outcome, Diverged> {
+    let bs = settings.batch_size;
+    let per_shard = bs.div_ceil(rayon::current_num_threads().clamp(1, bs));
+    let mut step = runner.step(bs);
+    let mut batches = Batches::new(train.len(), bs);
+    let mut rng = Rng::new(settings.seed, SHUFFLE_STREAM);
+    let mut history = Vec::with_capacity(settings.epochs);
+
+    let first_epoch = start.epoch.max(1);
+    for epoch in 1..=settings.epochs {
+        // Every epoch's shuffle is drawn, so a resumed run sees the same orders.
+        batches.shuffle(&mut rng);
+        if epoch < first_epoch {
+            continue;
+        }
+        let started = Instant::now();
+        let total = batches.count();
+        let resumed = if epoch == first_epoch {
+            start
+        } else {
+            Position {
+                epoch,
+                ..Position::default()
+            }
+        };
+        let (mut loss_sum, mut acc_sum) = (resumed.loss_sum, resumed.acc_sum);
+        let seconds_before = resumed.seconds;
+        for b in resumed.batch..total {
+            let indices = batches.indices(b);
+            let n = indices.len();
+            let batch = Batch {
+                train,
+                indices,
+                next: if b + 1 < total {
+                    batches.indices(b + 1)
+                } else {
+                    &[]
+                },
+                scale: settings.reduction.scale(n) as f32,
+                dropout: settings.dropout,
+                seed: settings.seed,
+                step: ((epoch - 1) * total + b) as u64,
+            };
+            let lr = settings
+                .schedule
+                .lr(settings.lr, (epoch - 1) * total + b, total, settings.epochs);
+            let score = step.run(params, state, &settings.optimizer, lr, &batch);
+            let batch_loss = score.loss_sum / n as f64;
+            if !batch_loss.is_finite() {
+                return Err(Diverged {
+                    epoch,
+                    batch: b + 1,
+                    loss: batch_loss,
+                    lr: settings.lr,
+                    suggestion: settings.lr / 10.0,
+                });
+            }
+            loss_sum += batch_loss;
+            acc_sum += score.correct as f64 / n as f64;
+            report(Progress::Batch {
+                epoch,
+                done: b + 1,
+                total,
+            });
+            if stop.is_some_and(|s| s.load(Ordering::SeqCst)) && b + 1 < total {
+                let position = Position {
+                    epoch,
+                    batch: b + 1,
+                    loss_sum,
+                    acc_sum,
+                    seconds: seconds_before + started.elapsed().as_secs_f64(),
+                };
+                return Ok(Outcome::Interrupted(history, position));
+            }
+        }
+        let seconds = seconds_before + started.elapsed().as_secs_f64();
+        let test_accuracy = runner.evaluate(params, test, per_shard).accuracy();
+        let validation_accuracy = validation.map(|v| runner.evaluate(params, v, per_shard).accuracy());
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / total as f64,
+            train_accuracy: acc_sum / total as f64,
+            test_accuracy,
+            seconds,
+            validation_accuracy,
+        };
+        report(Progress::Epoch(&record, params, state));
+        history.push(record);
+        if epoch < settings.epochs && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Ok(Outcome::Interrupted(
+                history,
+                Position {
+                    epoch: epoch + 1,
+                    ..Position::default()
+                },
+            ));
+        }
+    }
+    Ok(Outcome::Finished(history))
+}
