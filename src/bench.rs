@@ -132,6 +132,19 @@ pub fn matmul_peak(kernels: &Kernels, n: usize, repeats: usize) -> f64 {
     2.0 * (n * n * n) as f64 / best / 1e9
 }
 
+/// The CPU model, from /proc/cpuinfo where available.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
 /// Peak resident memory of this process so far (Linux), in MB.
 pub fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -310,7 +310,7 @@ fn validation_split_keeps_the_best_model_and_stops_early() {
     ]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains(", validation 0."), "{}", stdout(&o));
-    let history = scratchnet::experiments::read_history(&run.join("history.csv")).unwrap();
+    let history = scratchnet::run::read_history(&run.join("history.csv")).unwrap();
     let vals: Vec<f64> = history.iter().map(|r| r.validation_accuracy.unwrap()).collect();
     let best = vals.iter().cloned().fold(f64::MIN, f64::max);
     let best_epoch = vals.iter().position(|&v| v == best).unwrap() + 1;

@@ -213,7 +213,7 @@ fn killed_writers_leave_only_complete_files() {
             serde_json::from_str::<serde_json::Value>(&text).expect("config.json complete");
         }
         if out.join("history.csv").exists() {
-            scratchnet::experiments::read_history(&out.join("history.csv")).expect("history.csv complete");
+            scratchnet::run::read_history(&out.join("history.csv")).expect("history.csv complete");
         }
         if out.join("resume.safetensors").exists() {
             scratchnet::checkpoint::load(&out.join("resume.safetensors"))

@@ -8,7 +8,8 @@ use scratchnet::data::mnist::{CLASSES, SIDE};
 use scratchnet::kernels::{Choice, Kernels, Level, Resolved};
 use scratchnet::models::ModelSpec;
 
-use super::train::{positive, warn_if_debug};
+use super::output::warn_if_debug;
+use super::validate::positive;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {

@@ -14,7 +14,7 @@ pub struct DataSummaryArgs {
 
 pub fn run(a: DataSummaryArgs) -> Result<()> {
     let dir = a.data.dir();
-    super::train::ensure_data(&a.data)?;
+    super::dataset::ensure_data(&a.data)?;
     println!("{} in {}", a.data.dataset.display_name(), dir.display());
     for split in [Split::Train, Split::Test] {
         let raw = load_split(&dir, a.data.dataset, split, a.data.verify())?;

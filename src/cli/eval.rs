@@ -32,7 +32,7 @@ pub fn run(mut a: EvalArgs) -> Result<()> {
     a.data.dataset = ckpt.dataset;
     // Evaluation needs only the test files.
     let test_files = [FileKind::TestImages, FileKind::TestLabels];
-    super::train::ensure_files(&a.data, &test_files)?;
+    super::dataset::ensure_files(&a.data, &test_files)?;
     let raw = load_split(&a.data.dir(), ckpt.dataset, Split::Test, a.data.verify())?;
     let test = Samples::from_raw(&raw, ckpt.normalize);
     let bs = a.batch_size.max(1);

@@ -1,16 +1,22 @@
-//! Subcommands, one file each. Exit codes: 0 success, 1 runtime error,
-//! 2 usage error (reported by clap before any work starts).
+//! Subcommands, one file each; what several share in its own file: flag
+//! groups (`args.rs`), flag validators (`validate.rs`), printing
+//! (`output.rs`), the data (`dataset.rs`). Exit codes: 0 success, 1 runtime
+//! error, 2 usage error (reported before any work starts).
 
+mod args;
 mod bench;
 mod data;
+mod dataset;
 mod download;
 mod eval;
 mod gradcheck;
+mod output;
 mod predict;
 pub mod preset;
 mod reproduce;
 mod sweep;
 mod train;
+mod validate;
 
 use std::path::PathBuf;
 

@@ -8,15 +8,17 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::{Args, Parser};
 use scratchnet::atomic::write_atomic;
-use scratchnet::experiments::{
-    ConfigSummary, REPORT_CNN, REPORT_MLP, comparison_table, cpu_model, format_duration, summarise,
-    write_sweep_outputs,
-};
+use scratchnet::bench::cpu_model;
 use scratchnet::models::ModelSpec;
+use scratchnet::sweep::{
+    ConfigSummary, REPORT_CNN, REPORT_MLP, comparison_table, format_duration, summarise, write_sweep_outputs,
+};
 
 use super::DataArgs;
+use super::args::{CnnHyper, MlpHyper};
+use super::dataset::DataCache;
+use super::output::warn_if_debug;
 use super::sweep::{cnn_jobs, mlp_jobs, run_jobs};
-use super::train::{CnnHyper, DataCache, MlpHyper, warn_if_debug};
 
 #[derive(Args, Debug)]
 pub struct ReproduceArgs {

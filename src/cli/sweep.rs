@@ -5,13 +5,15 @@ use std::path::Path;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use scratchnet::experiments::{
-    Job, JobResult, PlanEvent, RunSpec, format_duration, run_plan, summarise, write_sweep_outputs,
+use scratchnet::run::RunSpec;
+use scratchnet::sweep::{
+    Job, JobResult, PlanEvent, format_duration, run_plan, summarise, write_sweep_outputs,
 };
 
-use super::train::{
-    CnnHyper, CommonArgs, DataCache, MlpHyper, epoch_line, kernel_size, positive, progress_bar, warn_if_debug,
-};
+use super::args::{CnnHyper, CommonArgs, MlpHyper};
+use super::dataset::DataCache;
+use super::output::{epoch_line, progress_bar, warn_if_debug};
+use super::validate::{kernel_size, positive};
 
 #[derive(Subcommand, Debug)]
 pub enum SweepCommand {

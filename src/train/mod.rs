@@ -117,6 +117,9 @@ pub struct Position {
 pub enum Outcome {
     /// All epochs done: the history of the epochs this call ran.
     Finished(Vec<EpochRecord>),
+    /// Stopped early: `patience` epochs passed without a better validation
+    /// accuracy. The history of the epochs this call ran.
+    EarlyStopped(Vec<EpochRecord>),
     /// Stopped on request after a batch: the epochs this call completed, and where it stopped.
     Interrupted(Vec<EpochRecord>, Position),
 }
@@ -161,16 +164,19 @@ pub fn train(
         test,
         settings,
         Position::default(),
+        &[],
         None,
         report,
     )? {
-        Outcome::Finished(h) | Outcome::Interrupted(h, _) => Ok(h),
+        Outcome::Finished(h) | Outcome::EarlyStopped(h) | Outcome::Interrupted(h, _) => Ok(h),
     }
 }
 
 /// Trains `params` (and the optimiser `state`) in place from `start` (the
-/// default position is the beginning) to the last epoch, or until `stop` is
-/// set: the flag is checked after every batch.
+/// default position is the beginning; `earlier` holds the epochs before it)
+/// to the last epoch, or until `settings.patience` epochs pass without a
+/// better validation accuracy, or until `stop` is set: the flag is checked
+/// after every batch.
 #[allow(clippy::too_many_arguments)]
 pub fn train_from(
     runner: &Runner,
@@ -181,6 +187,7 @@ pub fn train_from(
     test: &Samples,
     settings: &Settings,
     start: Position,
+    earlier: &[EpochRecord],
     stop: Option<&AtomicBool>,
     report: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, Diverged> {
@@ -271,6 +278,12 @@ pub fn train_from(
         };
         report(Progress::Epoch(&record, params, state));
         history.push(record);
+        if epoch < settings.epochs
+            && settings.patience > 0
+            && since_best(earlier.iter().chain(&history)) >= settings.patience
+        {
+            return Ok(Outcome::EarlyStopped(history));
+        }
         if epoch < settings.epochs && stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             return Ok(Outcome::Interrupted(
                 history,
@@ -282,4 +295,24 @@ pub fn train_from(
         }
     }
     Ok(Outcome::Finished(history))
+}
+
+/// Epochs since the best validation accuracy of `history` (0 when the last
+/// epoch is the best; ties count as not better).
+pub fn epochs_since_best(history: &[EpochRecord]) -> usize {
+    since_best(history.iter())
+}
+
+fn since_best<'a>(history: impl Iterator<Item = &'a EpochRecord>) -> usize {
+    let mut best: Option<(usize, f64)> = None;
+    let mut len = 0;
+    for (i, r) in history.enumerate() {
+        len = i + 1;
+        if let Some(v) = r.validation_accuracy
+            && best.is_none_or(|(_, b)| v > b)
+        {
+            best = Some((i, v));
+        }
+    }
+    best.map_or(0, |(i, _)| len - 1 - i)
 }

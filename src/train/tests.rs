@@ -190,3 +190,23 @@ fn engine_cnn_matches_the_textbook_cnn() {
         }
     }
 }
+
+#[test]
+fn early_stopping_counts_epochs_since_the_best_validation_accuracy() {
+    let h = |vals: &[f64]| -> Vec<EpochRecord> {
+        vals.iter()
+            .enumerate()
+            .map(|(i, &v)| EpochRecord {
+                epoch: i + 1,
+                train_loss: 0.1,
+                train_accuracy: 0.9,
+                test_accuracy: 0.9,
+                seconds: 1.0,
+                validation_accuracy: Some(v),
+            })
+            .collect()
+    };
+    assert_eq!(epochs_since_best(&h(&[0.90, 0.95])), 0);
+    assert_eq!(epochs_since_best(&h(&[0.90, 0.95, 0.94, 0.95])), 2);
+    assert_eq!(epochs_since_best(&h(&[0.97, 0.95, 0.96])), 2);
+}

@@ -1,18 +1,30 @@
-//! A run folder: `config.json` (the resolved configuration), `history.csv`
-//! (one line per epoch) and `model.safetensors`. Every file is written
-//! atomically; a folder that already holds a finished run is not reused
-//! unless asked.
+//! One training run and its folder: `config.json` (the resolved
+//! configuration, [`RunConfig`]), `history.csv` (one line per epoch),
+//! `model.safetensors`, the figures, and `resume.safetensors` while it is
+//! unfinished. Executing a run is `execute.rs`, resuming one `resume.rs`,
+//! reading a finished one `history.rs`. Every file is written atomically; a
+//! folder that already holds a finished run is not reused unless asked.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 
 use crate::atomic::write_atomic;
 use crate::data::batches::Normalize;
+use crate::data::batches::Samples;
 use crate::data::mnist::Dataset;
 use crate::init::Init;
 use crate::models::ModelSpec;
-use crate::train::{EpochRecord, Settings};
+use crate::train::{EpochRecord, Position, Settings};
+
+pub(crate) mod execute;
+mod history;
+mod resume;
+
+pub use execute::{BEST_MODEL_FILE, VALIDATION_STREAM, execute, execute_from, split_validation};
+pub use history::{finished_run, read_history, save_run_curves};
+pub use resume::{Resume, ResumeState, load_resume, open_unfinished};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const HISTORY_FILE: &str = "history.csv";
@@ -21,15 +33,18 @@ pub const MODEL_FILE: &str = "model.safetensors";
 /// epochs and on interruption; removed when the run finishes.
 pub const RESUME_FILE: &str = "resume.safetensors";
 
-/// Everything that determines a run, as saved in `config.json`.
+/// Everything that determines a run, as saved in `config.json`: its
+/// [`RunSpec`] and where and how it ran.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunConfig {
     pub scratchnet_version: String,
-    pub model: ModelSpec,
-    pub init: Init,
-    pub init_std: f64,
-    pub settings: Settings,
-    pub normalize: Normalize,
+    #[serde(flatten)]
+    pub spec: RunSpec,
+    /// The code that trained it: `reference` (the textbook wing) or the
+    /// kernel level (`avx512`, `avx2`, `neon`, `portable`); empty in runs
+    /// written before the field existed.
+    #[serde(default)]
+    pub kernels: String,
     pub dataset: Dataset,
     pub data_dir: PathBuf,
     pub threads: usize,
@@ -42,6 +57,70 @@ pub struct RunConfig {
 
 fn every_epoch() -> usize {
     1
+}
+
+/// Everything that defines one training run (besides the data): the part
+/// of `config.json` that decides the trained parameters.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunSpec {
+    pub model: ModelSpec,
+    pub init: Init,
+    pub init_std: f64,
+    pub normalize: Normalize,
+    pub settings: Settings,
+}
+
+/// A dataset's splits, normalised.
+pub struct Data {
+    pub dataset: Dataset,
+    pub dir: PathBuf,
+    pub normalize: Normalize,
+    pub train: Samples,
+    pub test: Samples,
+}
+
+impl RunSpec {
+    /// The configuration saved in `config.json`; `kernels` names the code
+    /// that trains it (`reference` or a kernel level).
+    pub fn config(&self, data: &Data, command: &str, checkpoint_every: usize, kernels: &str) -> RunConfig {
+        RunConfig {
+            scratchnet_version: env!("CARGO_PKG_VERSION").to_string(),
+            spec: *self,
+            kernels: kernels.to_string(),
+            dataset: data.dataset,
+            data_dir: data.dir.clone(),
+            threads: rayon::current_num_threads(),
+            command: command.to_string(),
+            checkpoint_every,
+        }
+    }
+
+    /// Relative cost of one epoch, for ETAs: the training FLOPs per sample
+    /// plus a fixed share for what does not scale with the model (batching,
+    /// the loss, evaluation); roughly proportional to time.
+    pub fn cost(&self) -> f64 {
+        const OVERHEAD: f64 = 150_000.0;
+        OVERHEAD + crate::bench::train_flops_per_sample(&self.model)
+    }
+}
+
+/// How [`execute`] runs.
+#[derive(Clone, Copy, Default)]
+pub struct ExecuteOptions<'a> {
+    /// The command line, recorded in `config.json`.
+    pub command: &'a str,
+    /// Checked after every batch: when set, the run saves where it is and stops.
+    pub stop: Option<&'a AtomicBool>,
+    /// Write a resume checkpoint every this many epochs (0: never).
+    pub checkpoint_every: usize,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEnd {
+    Finished(Vec<EpochRecord>),
+    /// Stopped on request; the resume checkpoint holds this position.
+    Interrupted(Position),
 }
 
 /// A run's folder.

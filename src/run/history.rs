@@ -1,0 +1,135 @@
+//! A finished run read back: its history and figures, and whether a folder
+//! holds a given run, finished.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+
+use super::{CONFIG_FILE, HISTORY_FILE, MODEL_FILE, RunConfig, RunSpec};
+use crate::checkpoint;
+use crate::data::mnist::Dataset;
+use crate::plot::{Panel, Series, save_figure};
+use crate::train::EpochRecord;
+
+/// `curves.png`/`.svg` of one run: training loss; training and test accuracy.
+pub fn save_run_curves(dir: &Path, title: &str, history: &[EpochRecord]) -> Result<()> {
+    let pts = |f: fn(&EpochRecord) -> f64| history.iter().map(|r| (r.epoch as f64, f(r))).collect::<Vec<_>>();
+    let loss = Panel {
+        title: "Training loss".into(),
+        y_label: "cross-entropy (log scale)".into(),
+        log_y: true,
+        series: vec![Series {
+            label: "train loss".into(),
+            points: pts(|r| r.train_loss),
+            thin: false,
+        }],
+    };
+    let acc = Panel {
+        title: "Accuracy".into(),
+        y_label: "accuracy".into(),
+        log_y: false,
+        series: vec![
+            Series {
+                label: "train".into(),
+                points: pts(|r| r.train_accuracy),
+                thin: false,
+            },
+            Series {
+                label: "test".into(),
+                points: pts(|r| r.test_accuracy),
+                thin: true,
+            },
+        ]
+        .into_iter()
+        .chain(history.iter().any(|r| r.validation_accuracy.is_some()).then(|| {
+            Series {
+                label: "validation".into(),
+                points: history
+                    .iter()
+                    .filter_map(|r| r.validation_accuracy.map(|v| (r.epoch as f64, v)))
+                    .collect(),
+                thin: true,
+            }
+        }))
+        .collect(),
+    };
+    save_figure(dir, "curves", title, &[loss, acc])
+}
+
+/// Parses a `history.csv`.
+pub fn read_history(path: &Path) -> Result<Vec<EpochRecord>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    text.lines()
+        .skip(1)
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |j: usize| -> Result<f64> {
+                f.get(j)
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or_else(|| anyhow!("{}: line {} is malformed: {line:?}", path.display(), i + 2))
+            };
+            Ok(EpochRecord {
+                epoch: num(0)? as usize,
+                train_loss: num(1)?,
+                train_accuracy: num(2)?,
+                test_accuracy: num(3)?,
+                seconds: num(4)?,
+                // An optional sixth column; empty when the run held out no validation set.
+                validation_accuracy: f.get(5).and_then(|v| v.trim().parse().ok()),
+            })
+        })
+        .collect()
+}
+
+/// The history of a run folder that already holds this exact run, finished:
+/// same configuration, a checkpoint of the same model that loads, and every epoch.
+pub fn finished_run(dir: &Path, spec: &RunSpec, dataset: Dataset) -> Option<Vec<EpochRecord>> {
+    let config: RunConfig =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(CONFIG_FILE)).ok()?).ok()?;
+    if config.spec != *spec || config.dataset != dataset {
+        return None;
+    }
+    let ckpt = checkpoint::load(&dir.join(MODEL_FILE)).ok()?;
+    if ckpt.spec != spec.model {
+        return None;
+    }
+    let history = read_history(&dir.join(HISTORY_FILE)).ok()?;
+    // Every epoch ran, or early stopping ended the run (its model was saved).
+    let complete =
+        history.len() == spec.settings.epochs || (spec.settings.patience > 0 && !history.is_empty());
+    complete.then_some(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_round_trips_through_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = vec![
+            EpochRecord {
+                epoch: 1,
+                train_loss: 0.5,
+                train_accuracy: 0.8,
+                test_accuracy: 0.85,
+                seconds: 1.5,
+                validation_accuracy: None,
+            },
+            EpochRecord {
+                epoch: 2,
+                train_loss: 0.25,
+                train_accuracy: 0.9,
+                test_accuracy: 0.875,
+                seconds: 1.25,
+                validation_accuracy: None,
+            },
+        ];
+        let p = dir.path().join("history.csv");
+        std::fs::write(&p, crate::run::history_csv(&h)).unwrap();
+        assert_eq!(read_history(&p).unwrap(), h);
+        std::fs::write(&p, "epoch,a\n1,x\n").unwrap();
+        assert!(format!("{:#}", read_history(&p).unwrap_err()).contains("line 2"));
+    }
+}

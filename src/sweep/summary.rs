@@ -1,0 +1,240 @@
+//! A sweep's results: per-configuration summaries, the tables and figures,
+//! and the comparison with the report's numbers.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::JobResult;
+use crate::atomic::write_atomic;
+use crate::plot::{Panel, Series, save_figure};
+use crate::train::EpochRecord;
+
+/// One configuration of a sweep, aggregated over its seeds.
+#[derive(Clone, Debug)]
+pub struct ConfigSummary {
+    pub label: String,
+    pub value: usize,
+    pub seeds: usize,
+    pub test_accuracy_mean: f64,
+    pub test_accuracy_std: f64,
+    pub final_train_loss: f64,
+    pub final_train_accuracy: f64,
+    pub seconds_per_epoch: f64,
+    pub total_seconds: f64,
+    /// Per epoch, means over seeds: (train loss, train accuracy).
+    pub curve: Vec<(f64, f64)>,
+}
+
+/// Groups a sweep's results by swept value, in first-seen order.
+pub fn summarise(results: &[JobResult]) -> Vec<ConfigSummary> {
+    let mut values: Vec<usize> = Vec::new();
+    for r in results {
+        if !values.contains(&r.job.value) {
+            values.push(r.job.value);
+        }
+    }
+    values
+        .iter()
+        .map(|&v| {
+            let runs: Vec<&JobResult> = results.iter().filter(|r| r.job.value == v).collect();
+            let n = runs.len() as f64;
+            let last = |f: fn(&EpochRecord) -> f64| {
+                runs.iter()
+                    .map(|r| f(r.history.last().expect("epochs")))
+                    .collect::<Vec<_>>()
+            };
+            let tests = last(|e| e.test_accuracy);
+            let mean = tests.iter().sum::<f64>() / n;
+            let std = if runs.len() > 1 {
+                (tests.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+            } else {
+                0.0
+            };
+            let total_seconds = runs
+                .iter()
+                .flat_map(|r| r.history.iter().map(|e| e.seconds))
+                .sum::<f64>();
+            let epochs = runs.iter().map(|r| r.history.len()).sum::<usize>() as f64;
+            let len = runs.iter().map(|r| r.history.len()).min().unwrap_or(0);
+            let curve = (0..len)
+                .map(|e| {
+                    let l = runs.iter().map(|r| r.history[e].train_loss).sum::<f64>() / n;
+                    let a = runs.iter().map(|r| r.history[e].train_accuracy).sum::<f64>() / n;
+                    (l, a)
+                })
+                .collect();
+            ConfigSummary {
+                label: runs[0].job.label.clone(),
+                value: v,
+                seeds: runs.len(),
+                test_accuracy_mean: mean,
+                test_accuracy_std: std,
+                final_train_loss: last(|e| e.train_loss).iter().sum::<f64>() / n,
+                final_train_accuracy: last(|e| e.train_accuracy).iter().sum::<f64>() / n,
+                seconds_per_epoch: total_seconds / epochs.max(1.0),
+                total_seconds,
+                curve,
+            }
+        })
+        .collect()
+}
+
+/// Test accuracy as "97.01 %" or "97.01 ± 0.12 %".
+pub fn format_accuracy(s: &ConfigSummary) -> String {
+    if s.seeds > 1 {
+        format!(
+            "{:.2} ± {:.2} %",
+            100.0 * s.test_accuracy_mean,
+            100.0 * s.test_accuracy_std
+        )
+    } else {
+        format!("{:.2} %", 100.0 * s.test_accuracy_mean)
+    }
+}
+
+/// Writes `results.md`, `results.csv` and `curves.png`/`.svg` of a sweep into `dir`.
+pub fn write_sweep_outputs(
+    dir: &Path,
+    title: &str,
+    parameter: &str,
+    summaries: &[ConfigSummary],
+) -> Result<()> {
+    let mut csv = String::from(
+        "configuration,value,seeds,test_accuracy_mean,test_accuracy_std,final_train_loss,final_train_accuracy,seconds_per_epoch,total_seconds\n",
+    );
+    let mut md = format!(
+        "# {title}\n\n| {parameter} | test accuracy | final train loss | final train accuracy | s / epoch | total s |\n| --- | --- | --- | --- | --- | --- |\n"
+    );
+    for s in summaries {
+        let _ = writeln!(
+            csv,
+            "{},{},{},{:.6},{:.6},{:.6},{:.6},{:.4},{:.2}",
+            s.label,
+            s.value,
+            s.seeds,
+            s.test_accuracy_mean,
+            s.test_accuracy_std,
+            s.final_train_loss,
+            s.final_train_accuracy,
+            s.seconds_per_epoch,
+            s.total_seconds
+        );
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.4} | {:.4} | {:.2} | {:.1} |",
+            s.label,
+            format_accuracy(s),
+            s.final_train_loss,
+            s.final_train_accuracy,
+            s.seconds_per_epoch,
+            s.total_seconds
+        );
+    }
+    let seeds = summaries.iter().map(|s| s.seeds).max().unwrap_or(1);
+    if seeds > 1 {
+        let _ = writeln!(
+            md,
+            "\nTest accuracy: mean ± sample standard deviation over {seeds} seeds; other columns are means."
+        );
+    }
+    let _ = writeln!(md, "\n![learning curves](curves.png)");
+    write_atomic(&dir.join("results.csv"), csv.as_bytes())?;
+    write_atomic(&dir.join("results.md"), md.as_bytes())?;
+    let series = |f: fn(&(f64, f64)) -> f64| {
+        summaries
+            .iter()
+            .map(|s| Series {
+                label: s.label.clone(),
+                points: s
+                    .curve
+                    .iter()
+                    .enumerate()
+                    .map(|(e, p)| ((e + 1) as f64, f(p)))
+                    .collect(),
+                thin: false,
+            })
+            .collect::<Vec<_>>()
+    };
+    let panels = [
+        Panel {
+            title: "Training loss".into(),
+            y_label: "cross-entropy (log scale)".into(),
+            log_y: true,
+            series: series(|p| p.0),
+        },
+        Panel {
+            title: "Training accuracy".into(),
+            y_label: "accuracy".into(),
+            log_y: false,
+            series: series(|p| p.1),
+        },
+    ];
+    save_figure(dir, "curves", title, &panels)
+}
+
+/// The report's test accuracies: MLP by hidden size (section 3.4).
+pub const REPORT_MLP: [(usize, f64); 5] = [
+    (32, 0.9569),
+    (64, 0.9694),
+    (128, 0.9679),
+    (256, 0.9701),
+    (512, 0.9640),
+];
+/// The report's test accuracies: CNN by kernel size (section 3.5).
+pub const REPORT_CNN: [(usize, f64); 5] = [(3, 0.9116), (5, 0.9047), (7, 0.9277), (9, 0.9129), (11, 0.9252)];
+
+/// A markdown table comparing a sweep with the report's numbers.
+pub fn comparison_table(
+    parameter: &str,
+    report: &[(usize, f64)],
+    ours: &[ConfigSummary],
+    label: fn(usize) -> String,
+) -> String {
+    let mut md = format!("| {parameter} | report | scratchnet | difference |\n| --- | --- | --- | --- |\n");
+    for &(v, r) in report {
+        match ours.iter().find(|s| s.value == v) {
+            Some(s) => {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.2} % | {} | {:+.2} pp |",
+                    label(v),
+                    100.0 * r,
+                    format_accuracy(s),
+                    100.0 * (s.test_accuracy_mean - r)
+                );
+            }
+            None => {
+                let _ = writeln!(md, "| {} | {:.2} % | not run | |", label(v), 100.0 * r);
+            }
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparison_and_durations() {
+        let s = ConfigSummary {
+            label: "H=32".into(),
+            value: 32,
+            seeds: 1,
+            test_accuracy_mean: 0.9600,
+            test_accuracy_std: 0.0,
+            final_train_loss: 0.1,
+            final_train_accuracy: 0.99,
+            seconds_per_epoch: 0.1,
+            total_seconds: 10.0,
+            curve: vec![],
+        };
+        let md = comparison_table("hidden", &REPORT_MLP, &[s], |v| v.to_string());
+        assert!(md.contains("| 32 | 95.69 % | 96.00 % | +0.31 pp |"), "{md}");
+        assert!(md.contains("| 64 | 96.94 % | not run |"), "{md}");
+        assert_eq!(super::super::format_duration(3723.0), "1h02m03s");
+        assert_eq!(super::super::format_duration(65.0), "1m05s");
+    }
+}
