@@ -1,17 +1,68 @@
 //! # scratchnet
 //!
-//! Handwritten-digit classification (MNIST) with a multilayer perceptron,
-//! written from scratch: every forward pass, gradient and update is in this
-//! crate, next to the equation it implements.
+//! Handwritten-digit classification (MNIST) with the multilayer perceptron
+//! and the convolutional network of the report, written from scratch: every
+//! forward pass, gradient and update is in this crate, next to the equation
+//! it implements.
 //!
-//! The pipeline:
+//! ## The map: two wings and a door
+//!
 //! ```text
-//! data::mnist::load_split ─► data::batches::Samples ─► train::train(net, params, …) ─► checkpoint::save
-//!   (IDX, checksums)           (normalise, shuffle)       (forward, softmax-CE, backward, SGD)
+//! cli/ (binary) → sweep/ → run/ → train/ → engine/ → models/ → layers/ → linalg
+//!                                    │          └──→ kernels/ ──────────────┘
+//!                                    └─ the one place that splits work across threads
 //! ```
+//! - **The textbook wing** — [`layers`], [`models`], [`params`], [`init`],
+//!   [`optim`] and [`train`]'s sample-sharded step — is plain Rust over
+//!   [`linalg`]'s products, generic over f32 and f64, with no
+//!   processor-specific code. It trains on any CPU:
+//!   `SCRATCHNET_KERNELS=reference` runs training, evaluation and prediction
+//!   on it alone.
+//! - **The fast wing** — [`engine`] — computes the same models with the
+//!   processor-specific loops of [`kernels`] and with fusions that keep data in
+//!   cache. Each engine piece names its textbook twin and is tested against it.
+//! - **The door** — [`kernels`] — holds every processor-specific loop behind
+//!   one table per kernel level (`avx512`, `avx2`, `neon`, `portable`), chosen
+//!   once from the CPU and `SCRATCHNET_KERNELS`.
+//!
+//! Imports point down the map only: nothing imports a module above it and
+//! there are no cycles; `kernels` imports only `linalg`. Beside the chain:
+//! [`data`] (MNIST files, normalisation, batches), [`checkpoint`] and
+//! [`atomic`] (files written atomically), [`metrics`], [`plot`], [`predict`]
+//! (preparing a digit image), [`gradcheck`], [`bench`](mod@bench), [`rng`].
+//!
+//! ## The reader's path
+//!
+//! To see the report's equations train, read these five files in order:
+//! 1. `layers/dense.rs` — Y = X·Wᵀ + b and its three gradients;
+//! 2. `layers/sigmoid.rs` and `layers/softmax_ce.rs` — σ, softmax and
+//!    cross-entropy, with δ = ŷ − y;
+//! 3. `models/mlp.rs` — the MLP as a composition of those layers;
+//! 4. `layers/conv2d.rs` and `models/cnn.rs` — im2col, `ΔW = Σ_b δ[b]·P[b]`,
+//!    and the CNN;
+//! 5. `train/mod.rs` — the epoch loop: shuffle, batch, forward, loss,
+//!    backward, update.
+//!
+//! ## The reproducibility contract
+//!
+//! Stated here once; `train/tests.rs` and the tests of `tests/` check it.
+//! - A seed, a thread count and a kernel choice give the same trained
+//!   parameters, bit for bit, on every run, and a run interrupted and resumed
+//!   gives the bits of an uninterrupted one: every parallel sum is reduced in
+//!   a fixed order.
+//! - The engine's MLP step gives the same bits for any thread count, and the
+//!   same bits as the engine's MLP in the sample-sharded step on one thread.
+//!   The CNN's bits, and the textbook wing's, depend on the thread count (the
+//!   batch is cut into one shard per thread and the shards' sums are added).
+//! - Across kernel levels: `avx2` and `portable` give the same bits (the AVX2
+//!   kernels compute exactly the portable loops' operations). `avx512` gives
+//!   other bits: its products use fused multiply-adds, its σ a polynomial,
+//!   its convolution other partial sums. `reference` gives other bits again
+//!   (general products instead of the engine's). Different bits agree within
+//!   rounding (the engine-against-textbook tests state their tolerances).
 //!
 //! Shape legend used in comments: B batch, D input features (784), H hidden
-//! units, C classes (10).
+//! units, C classes (10), S image side, K kernel side, F filters, OS = S − K + 1.
 
 pub mod atomic;
 pub mod bench;

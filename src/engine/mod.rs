@@ -9,13 +9,11 @@
 //! | [`conv::ConvRelu`]    | `layers::conv2d` + `layers::relu`    | three strategies ([`conv::Strategy`])          |
 //! | [`dense`]             | `layers::dense`                      | ten-output kernels, unpacked products           |
 //!
-//! Each is tested against its textbook twin on real steps (`tests.rs`):
-//! within a stated tolerance, since the kernels round differently from the
-//! textbook's products. Where bits must agree, the tests say so: the MLP
-//! step gives the same bits on any thread count and as [`FastMlp`] on one
-//! thread, and every kernel level gives the same bits as the portable
-//! kernels except where fused multiply-adds and σ's polynomial round
-//! differently (`lib.rs` states the contract).
+//! Each is tested against its textbook twin on real steps (`tests.rs`, and
+//! `train/tests.rs` for whole training steps), within a stated tolerance:
+//! the kernels round differently from the textbook's products. Which results
+//! are the same bits across thread counts and levels is the reproducibility
+//! contract of `lib.rs`.
 
 pub mod cnn;
 pub mod conv;

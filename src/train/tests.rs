@@ -7,7 +7,7 @@ use crate::bench::synthetic;
 use crate::data::batches::Batch;
 use crate::engine::{FastCnn, FastMlp, MlpStep};
 use crate::init::Init;
-use crate::kernels::{Kernels, Level};
+use crate::kernels::{Choice, Kernels, Level};
 use crate::layers::softmax_ce::{BatchScore, Reduction};
 use crate::models::{Activation, Cnn, Mlp};
 use crate::optim::Rule;
@@ -209,4 +209,81 @@ fn early_stopping_counts_epochs_since_the_best_validation_accuracy() {
     assert_eq!(epochs_since_best(&h(&[0.90, 0.95])), 0);
     assert_eq!(epochs_since_best(&h(&[0.90, 0.95, 0.94, 0.95])), 2);
     assert_eq!(epochs_since_best(&h(&[0.97, 0.95, 0.96])), 2);
+}
+
+/// Parameters after one epoch of `runner` on 96 synthetic samples, batches of 32, on `threads` threads.
+fn epoch(runner: &Runner, threads: usize, dropout: f32) -> Vec<f32> {
+    let input = match runner.net {
+        crate::models::Net::Mlp(m) => m.input,
+        crate::models::Net::Cnn(c) => c.conv.side * c.conv.side,
+    };
+    let data = synthetic(96, input, 9);
+    let test = synthetic(8, input, 10);
+    let settings = Settings {
+        dropout,
+        ..Settings::sgd(1, 0.05, 32, Reduction::Mean, 5)
+    };
+    pool(threads).install(|| {
+        let mut params = runner.init_params(5);
+        train(runner, &mut params, &data, &test, &settings, &mut |_| {}).unwrap();
+        params
+    })
+}
+
+fn contract_models() -> Vec<crate::models::Net> {
+    use crate::models::Net;
+    vec![
+        Net::Mlp(Mlp {
+            input: 784,
+            hidden: 24,
+            classes: 10,
+            activation: Activation::Sigmoid,
+            init: Init::Normal,
+            init_std: 0.1,
+        }),
+        Net::Cnn(Cnn::new(28, 5, 1, false, 10)),
+        Net::Cnn(Cnn::new(28, 7, 8, true, 10).with_pool(Some(2))),
+    ]
+}
+
+/// The contract (lib.rs): a seed, a thread count and a kernel choice give the
+/// same bits on every run, for every code this CPU can run.
+#[test]
+fn a_seed_threads_and_kernels_give_the_same_bits_every_run() {
+    let mut choices = vec![Choice::Reference];
+    choices.extend(Kernels::available().iter().map(|k| Choice::Level(k.level)));
+    for net in contract_models() {
+        for &choice in &choices {
+            let runner = Runner::new(net, choice).unwrap();
+            assert_eq!(
+                epoch(&runner, 2, 0.3),
+                epoch(&runner, 2, 0.3),
+                "{net:?} {choice:?}"
+            );
+        }
+    }
+}
+
+/// The contract (lib.rs): the engine's MLP gives the same bits on any thread
+/// count; the `avx2` and `portable` levels give the same bits as each other.
+#[test]
+fn thread_counts_and_levels_change_the_bits_only_where_the_contract_says() {
+    for net in contract_models() {
+        let portable = Runner::new(net, Choice::Level(Level::Portable)).unwrap();
+        let bits = epoch(&portable, 2, 0.0);
+        if portable.thread_independent() {
+            assert_eq!(epoch(&portable, 1, 0.0), bits, "{net:?}: 1 thread");
+            assert_eq!(epoch(&portable, 3, 0.0), bits, "{net:?}: 3 threads");
+        }
+        if Level::Avx2.available() {
+            let avx2 = Runner::new(net, Choice::Level(Level::Avx2)).unwrap();
+            assert_eq!(epoch(&avx2, 2, 0.0), bits, "{net:?}: avx2 against portable");
+        }
+    }
+    // A level this CPU lacks is an error naming it, never a silent fallback.
+    let missing = Level::ALL.into_iter().find(|l| !l.available());
+    if let Some(level) = missing {
+        let err = Runner::new(contract_models()[0], Choice::Level(level)).unwrap_err();
+        assert!(err.contains(level.name()), "{err}");
+    }
 }
