@@ -90,11 +90,11 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         out.display(),
         cpu_model()
     );
-    let lanes = match a.jobs {
+    let side_by_side = match a.jobs {
         0 => threads.min(2),
         n => n.min(threads),
     };
-    let results = run_jobs(&jobs, !a.overwrite, &data, lanes)?;
+    let results = run_jobs(&jobs, !a.overwrite, &data, side_by_side)?;
     let reused = results.iter().filter(|r| r.reused).count();
     let (mlp_results, cnn_results): (Vec<_>, Vec<_>) =
         results.into_iter().partition(|r| r.job.sweep == "mlp");

@@ -152,60 +152,67 @@ pub fn run(c: SweepCommand) -> Result<()> {
 }
 
 /// Runs a plan, printing each run's start and epochs with the plan's ETA;
-/// `lanes` as in [`run_plan`] (epoch lines then name their run).
-pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache, lanes: usize) -> Result<Vec<JobResult>> {
+/// `side_by_side` as in [`run_plan`] (epoch lines then name their run).
+pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache, side_by_side: usize) -> Result<Vec<JobResult>> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let batches: usize = jobs
         .iter()
         .map(|j| j.spec.settings.epochs * 60_000usize.div_ceil(j.spec.settings.batch_size))
         .sum();
     let bar = progress_bar(batches as u64);
-    let result = run_plan(jobs, reuse, &|n| data.get(n), &command, lanes, &mut |e| match e {
-        PlanEvent::Start {
-            job,
-            index,
-            total,
-            reused,
-            eta_seconds,
-        } => bar.suspend(|| {
-            let seed = job.spec.settings.seed;
-            if reused {
-                println!(
-                    "== [{index}/{total}] {} {} seed {seed}: finished earlier in {}, reused",
-                    job.sweep,
-                    job.label,
-                    job.dir.display()
-                );
-            } else {
+    let result = run_plan(
+        jobs,
+        reuse,
+        &|n| data.get(n),
+        &command,
+        side_by_side,
+        &mut |e| match e {
+            PlanEvent::Start {
+                job,
+                index,
+                total,
+                reused,
+                eta_seconds,
+            } => bar.suspend(|| {
+                let seed = job.spec.settings.seed;
+                if reused {
+                    println!(
+                        "== [{index}/{total}] {} {} seed {seed}: finished earlier in {}, reused",
+                        job.sweep,
+                        job.label,
+                        job.dir.display()
+                    );
+                } else {
+                    let eta = eta_seconds
+                        .map(|s| format!(", ETA for all runs {}", format_duration(s)))
+                        .unwrap_or_default();
+                    println!(
+                        "== [{index}/{total}] {} {} seed {seed} → {}{eta}",
+                        job.sweep,
+                        job.label,
+                        job.dir.display()
+                    );
+                }
+            }),
+            PlanEvent::Epoch {
+                job,
+                record,
+                eta_seconds,
+                concurrent,
+            } => {
                 let eta = eta_seconds
-                    .map(|s| format!(", ETA for all runs {}", format_duration(s)))
+                    .map(|s| format!(", ETA {}", format_duration(s)))
                     .unwrap_or_default();
-                println!(
-                    "== [{index}/{total}] {} {} seed {seed} → {}{eta}",
-                    job.sweep,
-                    job.label,
-                    job.dir.display()
-                );
+                let line = epoch_line(record, job.spec.settings.epochs, &eta);
+                let seed = job.spec.settings.seed;
+                bar.suspend(|| match concurrent {
+                    true => println!("[{} {} seed {seed}] {line}", job.sweep, job.label),
+                    false => println!("{line}"),
+                });
             }
-        }),
-        PlanEvent::Epoch {
-            job,
-            record,
-            eta_seconds,
-            concurrent,
-        } => {
-            let eta = eta_seconds
-                .map(|s| format!(", ETA {}", format_duration(s)))
-                .unwrap_or_default();
-            let line = epoch_line(record, job.spec.settings.epochs, &eta);
-            let seed = job.spec.settings.seed;
-            bar.suspend(|| match concurrent {
-                true => println!("[{} {} seed {seed}] {line}", job.sweep, job.label),
-                false => println!("{line}"),
-            });
-        }
-        PlanEvent::Batch => bar.inc(1),
-    });
+            PlanEvent::Batch => bar.inc(1),
+        },
+    );
     bar.finish_and_clear();
     result
 }

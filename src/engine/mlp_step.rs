@@ -203,7 +203,7 @@ impl MlpStep {
         let (d, hid, c) = (net.input, net.hidden, net.classes);
         let rows = self.rows;
         state.steps += 1;
-        let k = opt.consts(lr, state.steps);
+        let consts = opt.consts(lr, state.steps);
         let (w1, tail) = params.split_at_mut(hid * d);
         let w2 = &tail[hid..hid + c * hid];
         let d_logits = &self.d_logits[..rows * c];
@@ -255,7 +255,7 @@ impl MlpStep {
                 prefetch(train, ahead);
                 upcoming = rest;
             }
-            opt.update(k, w1, &u.g_w1, m, v);
+            opt.update(consts, w1, &u.g_w1, m, v);
         };
         let per = self.units[0].range.len() * d;
         let parts = w1.par_chunks_mut(per).zip(self.units.par_iter_mut());
@@ -288,7 +288,7 @@ impl MlpStep {
                 *acc += g;
             }
         }
-        opt.update(k, tail, &self.g_after_w1, m_tail, v_tail);
+        opt.update(consts, tail, &self.g_after_w1, m_tail, v_tail);
     }
 }
 

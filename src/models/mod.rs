@@ -142,8 +142,9 @@ impl ModelSpec {
         Ok(())
     }
 
-    /// The model this spec describes (an MLP's initialisation fields get their
-    /// defaults: they matter only before training).
+    /// The model this spec describes, with the report's initialisation
+    /// (normal, σ = 0.01, for the MLP; He for the CNN). A run applies its own
+    /// initialisation with `run::RunSpec::net`; a checkpoint's model needs none.
     pub fn build(&self) -> Net {
         match *self {
             ModelSpec::Mlp {

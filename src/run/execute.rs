@@ -13,7 +13,7 @@ use super::{
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::batches::Samples;
 use crate::kernels::Choice;
-use crate::models::{Mlp, ModelSpec, Net};
+use crate::models::ModelSpec;
 use crate::optim;
 use crate::train::{self, EpochRecord, Outcome, Position, Progress, Runner};
 
@@ -43,15 +43,7 @@ pub fn execute_from(
         data.normalize == spec.normalize,
         "data normalised differently from the run"
     );
-    let net = match spec.model.build() {
-        Net::Mlp(net) => Net::Mlp(Mlp {
-            init: spec.init,
-            init_std: spec.init_std,
-            ..net
-        }),
-        cnn => cnn,
-    };
-    let runner = Runner::new(net, Choice::Auto).map_err(|e| anyhow!(e))?;
+    let runner = Runner::new(spec.net(), Choice::Auto).map_err(|e| anyhow!(e))?;
     execute_net(&runner, spec, data, run_dir, options, resume, report)
 }
 

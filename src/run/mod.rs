@@ -15,7 +15,7 @@ use crate::data::batches::Normalize;
 use crate::data::batches::Samples;
 use crate::data::mnist::Dataset;
 use crate::init::Init;
-use crate::models::ModelSpec;
+use crate::models::{Mlp, ModelSpec, Net};
 use crate::train::{EpochRecord, Position, Settings};
 
 pub(crate) mod execute;
@@ -92,6 +92,19 @@ impl RunSpec {
             threads: rayon::current_num_threads(),
             command: command.to_string(),
             checkpoint_every,
+        }
+    }
+
+    /// The model with this run's initialisation: the MLP's `init` and
+    /// `init_std`; the CNN is always He-initialised (its spec records `he`).
+    pub fn net(&self) -> Net {
+        match self.model.build() {
+            Net::Mlp(net) => Net::Mlp(Mlp {
+                init: self.init,
+                init_std: self.init_std,
+                ..net
+            }),
+            cnn => cnn,
         }
     }
 

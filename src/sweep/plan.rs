@@ -61,9 +61,9 @@ pub enum PlanEvent<'a> {
 /// (verified by [`finished_run`]) are skipped and their results read back.
 /// `data_for` gives the data of a normalisation (loaded once by the caller).
 ///
-/// With `lanes` > 1, the jobs whose results do not depend on the thread count
-/// (the MLP's, see `train::mlp_step`) run `lanes` at a time, longest first,
-/// each on its own pool of threads/`lanes` threads (a small MLP keeps one
+/// With `side_by_side` > 1, the jobs whose results do not depend on the thread count
+/// (the engine's MLP, see `train::Runner::thread_independent`) run `side_by_side` at a time, longest first,
+/// each on its own pool of threads/`side_by_side` threads (a small MLP keeps one
 /// core busier than it keeps two); the others then run one after another on
 /// all threads. The results come back in the order of `jobs` either way.
 pub fn run_plan(
@@ -71,7 +71,7 @@ pub fn run_plan(
     reuse: bool,
     data_for: &dyn Fn(Normalize) -> Result<std::sync::Arc<Data>>,
     command: &str,
-    lanes: usize,
+    side_by_side: usize,
     report: &mut (dyn FnMut(PlanEvent) + Send),
 ) -> Result<Vec<JobResult>> {
     use std::sync::Mutex;
@@ -180,17 +180,17 @@ pub fn run_plan(
     let mut results: Vec<Option<Result<JobResult>>> = jobs.iter().map(|_| None).collect();
     // Side by side: the thread-independent jobs, longest first.
     let mut side: Vec<usize> = (0..jobs.len())
-        .filter(|&i| lanes > 1 && thread_independent(&jobs[i].spec.model))
+        .filter(|&i| side_by_side > 1 && thread_independent(&jobs[i].spec.model))
         .collect();
     side.sort_by(|&a, &b| work(&jobs[b]).total_cmp(&work(&jobs[a])));
     if !side.is_empty() {
-        let per_lane = (rayon::current_num_threads() / lanes).max(1);
+        let threads_each = (rayon::current_num_threads() / side_by_side).max(1);
         let queue = Mutex::new(side.into_iter());
         let done = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
-            for _ in 0..lanes {
+            for _ in 0..side_by_side {
                 scope.spawn(|| {
-                    let pool = rayon::ThreadPoolBuilder::new().num_threads(per_lane).build();
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads_each).build();
                     loop {
                         let Some(i) = queue.lock().unwrap_or_else(|e| e.into_inner()).next() else {
                             break;

@@ -164,7 +164,7 @@ fn update_shards<W: Sync>(
     lr: f32,
 ) {
     state.steps += 1;
-    let k = opt.consts(lr, state.steps);
+    let consts = opt.consts(lr, state.steps);
     // One block of parameters with its moments (empty for rules that keep none),
     // in runs short enough for the summed gradient to stay in L1.
     let block = |b: usize, p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
@@ -179,7 +179,7 @@ fn update_shards<W: Sync>(
                 }
             }
             let (at, n) = (r * SUM_RUN, p.len());
-            opt.update(k, p, g, window(m, at, n), window(v, at, n));
+            opt.update(consts, p, g, window(m, at, n), window(v, at, n));
         }
     };
     let blocks = params.par_chunks_mut(UPDATE_BLOCK);

@@ -1,3 +1,8 @@
+//! The AVX-512 kernels of [`super`]: the convolution's forward sums and ∂W
+//! lanes on the wide and the compact layouts, with fused multiply-adds.
+//! `kernels::conv`'s tests prove them against direct f64 sums and against
+//! the portable references (the compact forward bit for bit against the wide).
+//!
 //! Register blocks: forward 4 filters × 6 vectors of 16 positions (24
 //! accumulators, 10 loads per 24 fused multiply-adds; on the compact
 //! layout 8 filters × 3 vectors, 14 loads per 24), ∂W 3 filters × 7
@@ -5,6 +10,10 @@
 //! 14 loads per 24). Blocks at the edges repeat the
 //! last filter or tap and store only the valid results; the last positions
 //! are read and written with masks.
+//!
+//! The four kernels (forward and ∂W, on each layout) share their masks,
+//! loads and register blocks, so they stay in one file of a little over 600
+//! lines.
 // Register blocks are indexed by filter, vector and tap.
 #![allow(clippy::needless_range_loop)]
 use std::arch::x86_64::*;

@@ -21,7 +21,8 @@
 //! computed in, so a product cut by rows or columns gives the same bits as the
 //! whole. Edges reuse the last row or column in the unused slots of a block
 //! and store only the valid results; the last k < 16 values are read with
-//! masked loads.
+//! masked loads. Tested in `kernels::gemm` against f64 sums and cut into
+//! blocks (the same bits as the whole).
 
 use std::arch::x86_64::*;
 
