@@ -1,8 +1,11 @@
-//! Atomic file writes: the bytes go to a temporary file in the destination's
-//! directory, are flushed to disk, and only then renamed over the final name.
-//! A crash or error part-way never leaves a half-written file under that name.
+//! Files: atomic writes and bounded reads. A write goes to a temporary file
+//! in the destination's directory, is flushed to disk, and only then renamed
+//! over the final name: a crash or error part-way never leaves a half-written
+//! file under that name. A read checks first that the path is a regular file
+//! of bounded size, so that a FIFO, a device or a huge file is refused before
+//! any memory is asked for.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -42,6 +45,33 @@ pub fn readable_by_all(file: &std::fs::File) -> std::io::Result<()> {
     #[cfg(not(unix))]
     let _ = file;
     Ok(())
+}
+
+/// The whole content of the regular file at `path`, refused with a clear
+/// error when it is not a regular file (a folder, a FIFO, a device) or is
+/// larger than `max` bytes.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
+    // The type is asked of the path first: opening a FIFO would wait for a writer.
+    let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    if !meta.is_file() {
+        anyhow::bail!("{}: not a regular file", path.display());
+    }
+    if meta.len() > max {
+        anyhow::bail!(
+            "{}: {} bytes, larger than the {max} bytes such a file can be",
+            path.display(),
+            meta.len()
+        );
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    if bytes.len() as u64 > max {
+        anyhow::bail!("{}: grew past {max} bytes while being read", path.display());
+    }
+    Ok(bytes)
 }
 
 /// The directory a file lives in ("." for a bare file name).

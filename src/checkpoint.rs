@@ -99,10 +99,15 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     write_atomic(path, &file)
 }
 
-/// Reads and checks the checkpoint at `path`.
+/// The largest checkpoint file read: the largest model's parameters
+/// (`models::LIMITS`), an optimiser's two moments and room for metadata.
+pub const MAX_FILE_BYTES: u64 = (crate::models::LIMITS.params as u64) * 4 * 3 + (64 << 20);
+
+/// Reads and checks the checkpoint at `path` (a regular file of at most
+/// [`MAX_FILE_BYTES`]).
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
+    let bytes = crate::atomic::read_bounded(path, MAX_FILE_BYTES)
+        .with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
     from_bytes(&bytes).with_context(|| format!("{}: not a usable scratchnet checkpoint", path.display()))
 }
 
@@ -146,8 +151,30 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
         other => bail!("metadata names an unknown normalisation `{other}`"),
     };
 
+    // The spec's sizes are checked before anything is allocated from them,
+    // and the tensors' shapes before their values are copied.
+    spec.validate()
+        .map_err(|e| anyhow!("metadata field `model` describes an impossible model: {e}"))?;
     let layout = spec.layout();
-    let mut params = Vec::with_capacity(layout.len());
+    for (want, _) in layout.ranges() {
+        if tensors.tensor(&want.name).is_err() {
+            bail!(
+                "tensor `{}` is missing (a {} needs {:?} of shape {:?})",
+                want.name,
+                spec.describe(),
+                want.name,
+                want.shape
+            );
+        }
+    }
+    if layout.len().saturating_mul(4) > bytes.len() {
+        bail!(
+            "the metadata describes a {} with {} parameters, but the file holds only {} bytes",
+            spec.describe(),
+            layout.len(),
+            bytes.len()
+        );
+    }
     for (want, _) in layout.ranges() {
         let t = tensors.tensor(&want.name).map_err(|_| {
             anyhow!(
@@ -170,11 +197,23 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
                 spec.describe()
             );
         }
+    }
+    let mut params = Vec::with_capacity(layout.len());
+    for (want, _) in layout.ranges() {
+        let t = tensors.tensor(&want.name).map_err(|e| anyhow!("{e}"))?;
+        let start = params.len();
         params.extend(
             t.data()
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         );
+        if let Some(i) = params[start..].iter().position(|v| !v.is_finite()) {
+            bail!(
+                "tensor `{}` holds a non-finite value ({} at index {i}): the model cannot be used",
+                want.name,
+                params[start + i]
+            );
+        }
     }
     let mut extra = Vec::new();
     for name in tensors.names() {

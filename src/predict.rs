@@ -24,8 +24,12 @@ pub enum Invert {
 const BOX: u32 = 20;
 
 /// Reads an image file and returns 784 pixels (0–255), MNIST-style.
+/// The largest image file read (a 100-megapixel PNG is far smaller).
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
 pub fn load_digit(path: &Path, invert: Invert) -> Result<[u8; PIXELS]> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the image", path.display()))?;
+    let bytes = crate::atomic::read_bounded(path, MAX_IMAGE_BYTES)
+        .with_context(|| format!("{}: cannot read the image", path.display()))?;
     let img = image::load_from_memory(&bytes)
         .map_err(|e| anyhow!("{}: not a readable PNG or JPEG image ({e})", path.display()))?
         .to_luma8();

@@ -54,7 +54,8 @@ fn a_pooling_window_larger_than_the_feature_map_is_refused_before_any_work() {
         let mut args = args.to_vec();
         args.extend(["--out", run.to_str().unwrap()]);
         let o = scratchnet(&args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        // A usage error: the flags together describe a model that cannot exist.
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(
             stderr(&o).contains("does not fit the"),
             "{args:?}: {}",

@@ -63,6 +63,7 @@ fn options(base: &str, routes: &[&str]) -> DownloadOptions {
     DownloadOptions {
         mirrors: routes.iter().map(|r| format!("{base}/{r}/")).collect(),
         timeout: Duration::from_secs(1),
+        deadline: Duration::from_secs(20),
         force: false,
         progress: false,
     }

@@ -14,12 +14,14 @@ use scratchnet::run::{RunSpec, utc_stamp};
 use scratchnet::train::Settings;
 
 use super::DataArgs;
-use super::validate::{learning_rate, non_negative, non_negative_f32, positive, unit_interval};
+use super::validate::{
+    batch_size, epochs, filters, learning_rate, non_negative, non_negative_f32, positive, unit_interval,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct MlpHyper {
     /// Epochs
-    #[arg(long, default_value_t = 100, value_parser = positive)]
+    #[arg(long, default_value_t = 100, value_parser = epochs)]
     epochs: usize,
     /// Learning rate η
     #[arg(long, default_value_t = 0.01, value_parser = learning_rate)]
@@ -48,7 +50,7 @@ pub struct MlpHyper {
 #[derive(Args, Debug, Clone)]
 pub struct CnnHyper {
     /// Number of filters F (the report's "one kernel" is 1)
-    #[arg(long, default_value_t = 1, value_parser = positive)]
+    #[arg(long, default_value_t = 1, value_parser = filters)]
     pub filters: usize,
     /// Give the convolution a bias per filter (the report's has none)
     #[arg(long)]
@@ -60,7 +62,7 @@ pub struct CnnHyper {
     #[arg(long, default_value_t = 2, value_parser = positive, value_name = "P")]
     pool_size: usize,
     /// Epochs
-    #[arg(long, default_value_t = 5, value_parser = positive)]
+    #[arg(long, default_value_t = 5, value_parser = epochs)]
     epochs: usize,
     /// Learning rate η (chosen against the report's K=7 curve and accuracy; see the README)
     #[arg(long, default_value_t = 0.04, value_parser = learning_rate)]
@@ -165,7 +167,7 @@ impl OptimArgs {
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
     /// Mini-batch size
-    #[arg(long, default_value_t = 128, value_parser = positive)]
+    #[arg(long, default_value_t = 128, value_parser = batch_size)]
     pub batch_size: usize,
     /// Worker threads (0: one per core)
     #[arg(long, default_value_t = 0)]
@@ -231,4 +233,18 @@ impl CnnHyper {
                 .settings(self.epochs, self.lr, batch_size, self.loss_reduction, seed),
         }
     }
+}
+
+/// `values` without repeats, in first-seen order; a repeat is reported once
+/// (a list such as `--seeds 0,0` would count one run twice).
+pub fn unique<T: PartialEq + Copy + std::fmt::Display>(flag: &str, values: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(values.len());
+    for &v in values {
+        if out.contains(&v) {
+            eprintln!("note: {flag} lists {v} more than once; it runs once");
+        } else {
+            out.push(v);
+        }
+    }
+    out
 }

@@ -8,8 +8,9 @@ use scratchnet::data::mnist::{CLASSES, SIDE};
 use scratchnet::kernels::{Choice, Kernels, Level, Resolved};
 use scratchnet::models::ModelSpec;
 
+use super::output::say;
 use super::output::warn_if_debug;
-use super::validate::positive;
+use super::validate::{batch_size, positive};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -20,7 +21,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "7x1,7x32")]
     cnn: Vec<String>,
     /// Mini-batch size
-    #[arg(long, default_value_t = 128, value_parser = positive)]
+    #[arg(long, default_value_t = 128, value_parser = batch_size)]
     batch_size: usize,
     /// Synthetic samples per timed epoch (times are scaled to 60,000)
     #[arg(long, default_value_t = 15_360, value_parser = positive)]
@@ -90,23 +91,24 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 "matmul_gflops": all,
                 "peak_rss_mb": peak_rss_mb(),
             });
-            println!("{line}");
+            say!("{line}");
         }
         return Ok(());
     }
-    println!("kernels: {}", code.name());
-    println!(
+    say!("kernels: {}", code.name());
+    say!(
         "matrix-multiply speed (f32 1024³, best of 5): {one:.1} GFLOP/s on 1 thread, {all:.1} GFLOP/s on {threads}"
     );
-    println!(
+    say!(
         "training, batch {}, {threads} threads, synthetic data, {} samples per timed epoch scaled to 60,000:",
-        a.batch_size, a.samples
+        a.batch_size,
+        a.samples
     );
-    println!("| model | s/epoch (min) | s/epoch (median) | samples/s | GFLOP/s | % of matmul speed |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    say!("| model | s/epoch (min) | s/epoch (median) | samples/s | GFLOP/s | % of matmul speed |");
+    say!("| --- | --- | --- | --- | --- | --- |");
     for spec in &specs {
         let t = time(spec).map_err(anyhow::Error::msg)?;
-        println!(
+        say!(
             "| {} | {:.3} | {:.3} | {:.0} | {:.1} | {:.0} % |",
             spec.describe(),
             t.seconds_per_epoch_min,
@@ -117,7 +119,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         );
     }
     if let Some(mb) = peak_rss_mb() {
-        println!("peak resident memory of this process: {mb:.0} MB");
+        say!("peak resident memory of this process: {mb:.0} MB");
     }
     Ok(())
 }

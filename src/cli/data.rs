@@ -5,6 +5,7 @@ use clap::Args;
 use scratchnet::data::mnist::{CLASSES, Dataset, RawSplit, Split, load_split};
 
 use super::DataArgs;
+use super::output::say;
 
 #[derive(Args, Debug)]
 pub struct DataSummaryArgs {
@@ -15,7 +16,7 @@ pub struct DataSummaryArgs {
 pub fn run(a: DataSummaryArgs) -> Result<()> {
     let dir = a.data.dir();
     super::dataset::ensure_data(&a.data)?;
-    println!("{} in {}", a.data.dataset.display_name(), dir.display());
+    say!("{} in {}", a.data.dataset.display_name(), dir.display());
     for split in [Split::Train, Split::Test] {
         let raw = load_split(&dir, a.data.dataset, split, a.data.verify())?;
         print_split(a.data.dataset, split, &raw, a.data.skip_checksum);
@@ -55,24 +56,24 @@ fn print_split(dataset: Dataset, split: Split, raw: &RawSplit, skipped: bool) {
     } else {
         "OK (SHA-256 of the official files)"
     };
-    println!("\n{name} set: {} images of 28×28", raw.count);
-    println!("  images: {}", raw.images_path.display());
-    println!("  labels: {}", raw.labels_path.display());
-    println!("  checksums: {status}");
+    say!("\n{name} set: {} images of 28×28", raw.count);
+    say!("  images: {}", raw.images_path.display());
+    say!("  labels: {}", raw.labels_path.display());
+    say!("  checksums: {status}");
     let (mean, std) = pixel_stats(&raw.pixels);
-    println!("  pixels scaled to [0,1]: mean {mean:.4}, std {std:.4}");
+    say!("  pixels scaled to [0,1]: mean {mean:.4}, std {std:.4}");
     let mut counts = [0usize; CLASSES];
     for &l in &raw.labels {
         counts[l as usize] += 1;
     }
-    println!("  classes:");
+    say!("  classes:");
     let names = dataset.class_names();
     for (c, n) in counts.iter().enumerate() {
-        println!(
+        say!(
             "    {:>11} {n:>6}  {:5.2}%",
             names[c],
             100.0 * *n as f64 / raw.count as f64
         );
     }
-    println!("    {:>11} {:>6}", "total", counts.iter().sum::<usize>());
+    say!("    {:>11} {:>6}", "total", counts.iter().sum::<usize>());
 }

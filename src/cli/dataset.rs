@@ -23,7 +23,7 @@ pub fn ensure_files(data: &DataArgs, kinds: &[FileKind]) -> Result<()> {
     let missing = kinds.iter().any(|&k| locate(&dir, k).is_none());
     if missing {
         if data.download {
-            super::download::fetch(data, Duration::from_secs(30), false)?;
+            super::download::fetch(data, Duration::from_secs(30), Duration::from_secs(300), false)?;
         } else {
             for &k in kinds {
                 require(&dir, data.dataset, k)?;

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use scratchnet::data::batches::Samples;
-use scratchnet::data::mnist::{FileKind, Split, load_split};
+use scratchnet::data::mnist::{CLASSES, FileKind, SIDE, Split, load_split};
 use scratchnet::kernels::Choice;
-use scratchnet::train::Runner;
+use scratchnet::train::{Runner, check_memory};
 
 use super::DataArgs;
+use super::output::say;
+use super::validate::batch_size;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -17,7 +19,7 @@ pub struct EvalArgs {
     #[arg(value_name = "RUN_OR_MODEL")]
     model: PathBuf,
     /// Evaluation batch size
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = batch_size)]
     batch_size: usize,
     /// Worker threads (0: one per core)
     #[arg(long, default_value_t = 0)]
@@ -27,7 +29,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(mut a: EvalArgs) -> Result<()> {
-    super::set_threads(a.threads)?;
+    let threads = super::set_threads(a.threads)?;
     let (path, ckpt) = super::load_model(&a.model)?;
     a.data.dataset = ckpt.dataset;
     // Evaluation needs only the test files.
@@ -35,22 +37,27 @@ pub fn run(mut a: EvalArgs) -> Result<()> {
     super::dataset::ensure_files(&a.data, &test_files)?;
     let raw = load_split(&a.data.dir(), ckpt.dataset, Split::Test, a.data.verify())?;
     let test = Samples::from_raw(&raw, ckpt.normalize);
-    let bs = a.batch_size.max(1);
+    let what = format!("the {} test set", ckpt.dataset.display_name());
+    ckpt.spec
+        .fits(&what, test.dim, SIDE, CLASSES)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let bs = a.batch_size;
+    check_memory(&ckpt.spec, bs, threads, false).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let runner = Runner::of(&ckpt.spec, Choice::Auto).map_err(anyhow::Error::msg)?;
     let confusion = runner.evaluate(&ckpt.params, &test, bs);
-    println!("model: {} ({})", ckpt.spec.describe(), path.display());
-    println!(
+    say!("model: {} ({})", ckpt.spec.describe(), path.display());
+    say!(
         "data: {} test set, {} images, normalize {}",
         ckpt.dataset.display_name(),
         test.len(),
         ckpt.normalize.name()
     );
-    println!("Test Accuracy: {:.4}", confusion.accuracy());
+    say!("Test Accuracy: {:.4}", confusion.accuracy());
     let names = ckpt.dataset.class_names();
-    println!("\nper-class accuracy:");
+    say!("\nper-class accuracy:");
     for (i, acc) in confusion.per_class_accuracy().iter().enumerate() {
-        println!("  {:>11} {:.4}", names[i], acc);
+        say!("  {:>11} {:.4}", names[i], acc);
     }
-    println!("\nconfusion matrix:\n{}", confusion.table(&names));
+    say!("\nconfusion matrix:\n{}", confusion.table(&names));
     Ok(())
 }

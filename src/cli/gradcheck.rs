@@ -1,5 +1,7 @@
 //! `scratchnet gradcheck mlp`: back-propagation against finite differences (f64).
 
+use super::output::say;
+use super::validate::gradcheck_size;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use scratchnet::gradcheck::{TOLERANCE, check_network};
@@ -18,13 +20,13 @@ pub enum GradcheckCommand {
 #[derive(Args, Debug)]
 pub struct CnnCheck {
     /// Image side
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = gradcheck_size)]
     side: usize,
     /// Kernel side
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = gradcheck_size)]
     kernel: usize,
     /// Filters
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = gradcheck_size)]
     filters: usize,
     /// Give the convolution a bias
     #[arg(long)]
@@ -33,10 +35,10 @@ pub struct CnnCheck {
     #[arg(long)]
     pool: bool,
     /// Window and stride P of --pool
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = gradcheck_size)]
     pool_size: usize,
     /// Batch size
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = gradcheck_size)]
     batch: usize,
     /// Seed of the random point
     #[arg(long, default_value_t = 0)]
@@ -46,13 +48,13 @@ pub struct CnnCheck {
 #[derive(Args, Debug)]
 pub struct MlpCheck {
     /// Input features
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 12, value_parser = gradcheck_size)]
     input: usize,
     /// Hidden units
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, default_value_t = 7, value_parser = gradcheck_size)]
     hidden: usize,
     /// Batch size
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = gradcheck_size)]
     batch: usize,
     /// Hidden activation
     #[arg(long, value_enum, default_value_t = Activation::Sigmoid)]
@@ -76,7 +78,7 @@ pub fn run(c: GradcheckCommand) -> Result<()> {
                 init: Init::Xavier,
                 init_std: 0.0,
             };
-            println!(
+            say!(
                 "MLP {}-{}-10 ({} hidden layer), batch {}",
                 a.input,
                 a.hidden,
@@ -91,7 +93,7 @@ pub fn run(c: GradcheckCommand) -> Result<()> {
             }
             let net = Cnn::new(a.side, a.kernel, a.filters, a.conv_bias, 10)
                 .with_pool(a.pool.then_some(a.pool_size));
-            println!(
+            say!(
                 "CNN {}×{} input, {} filters {}×{}{}, batch {}",
                 a.side,
                 a.side,
@@ -108,14 +110,14 @@ pub fn run(c: GradcheckCommand) -> Result<()> {
 
 /// Prints the max relative error per tensor for both reductions; fails if any is too large.
 fn report<N: Network<f64>>(net: &N, batch: usize, seed: u64) -> Result<()> {
-    println!("f64, central differences; pass if max relative error < {TOLERANCE:e}");
+    say!("f64, central differences; pass if max relative error < {TOLERANCE:e}");
     let mut failed = false;
     for reduction in [Reduction::Sum, Reduction::Mean] {
-        println!("loss reduction {}:", reduction.name());
+        say!("loss reduction {}:", reduction.name());
         for (name, err) in check_network(net, batch, reduction, seed) {
             let ok = err < TOLERANCE;
             failed |= !ok;
-            println!(
+            say!(
                 "  {name:<14} max relative error {err:.3e}  {}",
                 if ok { "ok" } else { "FAIL" }
             );
@@ -124,6 +126,6 @@ fn report<N: Network<f64>>(net: &N, batch: usize, seed: u64) -> Result<()> {
     if failed {
         bail!("gradient check failed");
     }
-    println!("all gradients match");
+    say!("all gradients match");
     Ok(())
 }

@@ -120,13 +120,42 @@ pub fn load_model(run_or_model: &std::path::Path) -> Result<(PathBuf, scratchnet
     Ok((path, ckpt))
 }
 
-/// Sizes the global thread pool; 0 means one thread per core.
+/// Sizes the global thread pool; 0 means one thread per core. More than
+/// four threads per core is capped there, with a warning.
 pub fn set_threads(threads: usize) -> Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cap = (4 * cores).max(8);
+    let threads = if threads > cap {
+        eprintln!(
+            "warning: --threads {threads} is more than this machine's {cores} cores can use; using {cap}"
+        );
+        cap
+    } else {
+        threads
+    };
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
         .map_err(|e| anyhow::anyhow!("cannot start the thread pool: {e}"))?;
     Ok(rayon::current_num_threads())
+}
+
+/// The command line as typed, for `config.json` (arguments that are not
+/// UTF-8 are shown with replacement characters).
+pub fn command_line() -> String {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A usage error (exit 2) with `message`.
+pub fn usage(message: String) -> anyhow::Error {
+    Exit {
+        code: 2,
+        message: format!("error: {message}"),
+    }
+    .into()
 }
 
 /// An error that ends the program with a specific exit code.

@@ -1,7 +1,8 @@
 //! What the commands print: the run header, the report's epoch line, the
 //! progress bar, the debug-build warning.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use scratchnet::init::Init;
 use scratchnet::run::{Data, RunSpec};
@@ -47,7 +48,7 @@ pub fn print_header(spec: &RunSpec, threads: usize, kernels: &str, data: &Data, 
         Init::Normal => format!("normal(σ={})", spec.init_std),
         other => other.name().to_string(),
     };
-    println!(
+    line(format_args!(
         "{}: epochs {}, lr {}, batch {}, loss {}, init {init}, normalize {}, seed {}, threads {threads}, kernels {kernels}",
         spec.model.describe(),
         s.epochs,
@@ -56,6 +57,36 @@ pub fn print_header(spec: &RunSpec, threads: usize, kernels: &str, data: &Data, 
         s.reduction.name(),
         spec.normalize.name(),
         s.seed,
-    );
-    println!("data: {}   run folder: {}", data.dir.display(), out.display());
+    ));
+    line(format_args!(
+        "data: {}   run folder: {}",
+        data.dir.display(),
+        out.display()
+    ));
 }
+
+/// Set once standard output is closed (a reader such as `head` went away).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes one line to standard output. A closed pipe ends the output, not
+/// the program: later lines are dropped, and training goes on.
+pub fn line(args: std::fmt::Arguments) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{args}").and_then(|_| out.flush()).is_err() {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `println!` that survives a closed standard output ([`line`]).
+macro_rules! say {
+    () => {
+        $crate::cli::output::line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use say;

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
+use super::output::say;
 use anyhow::Result;
 use clap::Args;
 use scratchnet::data::batches::Normalize;
+use scratchnet::data::mnist::{CLASSES, PIXELS, SIDE};
 use scratchnet::kernels::Choice;
 use scratchnet::layers::softmax_ce::softmax;
 use scratchnet::predict::{Invert, load_digit};
@@ -30,6 +32,9 @@ pub fn run(a: PredictArgs) -> Result<()> {
     let (_, ckpt) = super::load_model(&a.model)?;
     let names = ckpt.dataset.class_names();
     let table = Normalize::table(ckpt.normalize);
+    ckpt.spec
+        .fits("a prepared 28×28 digit", PIXELS, SIDE, CLASSES)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.model.display()))?;
     let runner = Runner::of(&ckpt.spec, Choice::Auto).map_err(anyhow::Error::msg)?;
     for image in &a.images {
         let pixels = load_digit(image, a.invert)?;
@@ -44,7 +49,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
             .take(a.top.max(1))
             .map(|&c| format!("{} ({:.3})", names[c], probs[c]))
             .collect();
-        println!("{}: {}", image.display(), shown.join(", "));
+        say!("{}: {}", image.display(), shown.join(", "));
     }
     Ok(())
 }

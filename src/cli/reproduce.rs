@@ -15,8 +15,9 @@ use scratchnet::sweep::{
 };
 
 use super::DataArgs;
-use super::args::{CnnHyper, MlpHyper};
+use super::args::{CnnHyper, MlpHyper, unique};
 use super::dataset::DataCache;
+use super::output::say;
 use super::output::warn_if_debug;
 use super::sweep::{cnn_jobs, mlp_jobs, run_jobs};
 
@@ -59,7 +60,8 @@ struct CnnDefaults {
     hyper: CnnHyper,
 }
 
-pub fn run(a: ReproduceArgs) -> Result<()> {
+pub fn run(mut a: ReproduceArgs) -> Result<()> {
+    a.seeds = unique("--seeds", &a.seeds);
     warn_if_debug();
     let started = Instant::now();
     let threads = super::set_threads(a.threads)?;
@@ -79,7 +81,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     jobs.extend(cnn_jobs(&cnn_dir, &kernels, &a.seeds, &cnn, 128));
 
     let data = DataCache::new(&a.data)?;
-    println!(
+    say!(
         "Reproducing the report's tables{}: {} runs into {} ({threads} threads, {})",
         if a.quick {
             " (quick smoke test: fewer epochs, not comparable)"
@@ -127,8 +129,8 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     };
     let md = report_markdown(&a, &mlp, &cnn, &mlp_summary, &cnn_summary, threads, &times);
     write_atomic(&out.join("report.md"), md.as_bytes())?;
-    println!("\n{md}");
-    println!("Wrote {}", out.join("report.md").display());
+    say!("\n{md}");
+    say!("Wrote {}", out.join("report.md").display());
     Ok(())
 }
 
@@ -156,11 +158,7 @@ fn report_markdown(
     if a.quick {
         md.push_str("**Quick smoke test** (2 MLP epochs, 1 CNN epoch): the numbers are not comparable with the report's.\n\n");
     }
-    let _ = writeln!(
-        md,
-        "- command: `{}`",
-        std::env::args().collect::<Vec<_>>().join(" ")
-    );
+    let _ = writeln!(md, "- command: `{}`", super::command_line());
     let _ = writeln!(
         md,
         "- machine: {} ({} logical CPUs), {threads} threads",

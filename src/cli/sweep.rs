@@ -10,10 +10,11 @@ use scratchnet::sweep::{
     Job, JobResult, PlanEvent, format_duration, run_plan, summarise, write_sweep_outputs,
 };
 
-use super::args::{CnnHyper, CommonArgs, MlpHyper};
+use super::args::{CnnHyper, CommonArgs, MlpHyper, unique};
 use super::dataset::DataCache;
+use super::output::say;
 use super::output::{epoch_line, progress_bar, warn_if_debug};
-use super::validate::{kernel_size, positive};
+use super::validate::{hidden, kernel_size};
 
 #[derive(Subcommand, Debug)]
 pub enum SweepCommand {
@@ -26,7 +27,7 @@ pub enum SweepCommand {
 #[derive(Args, Debug)]
 pub struct SweepMlpArgs {
     /// Hidden sizes, comma-separated
-    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256,512", value_parser = positive, action = clap::ArgAction::Set)]
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256,512", value_parser = hidden, action = clap::ArgAction::Set)]
     hidden: Vec<usize>,
     /// Seeds, comma-separated; each configuration runs once per seed
     #[arg(long, value_delimiter = ',', default_value = "0", action = clap::ArgAction::Set)]
@@ -107,7 +108,8 @@ pub fn run(c: SweepCommand) -> Result<()> {
     let (jobs, common, name, title, parameter) = match c {
         SweepCommand::Mlp(a) => {
             let out = a.common.out_dir("sweep-mlp");
-            let jobs = mlp_jobs(&out, &a.hidden, &a.seeds, &a.hyper, a.common.batch_size);
+            let (hidden, seeds) = (unique("--hidden", &a.hidden), unique("--seeds", &a.seeds));
+            let jobs = mlp_jobs(&out, &hidden, &seeds, &a.hyper, a.common.batch_size);
             (
                 jobs,
                 a.common,
@@ -118,7 +120,8 @@ pub fn run(c: SweepCommand) -> Result<()> {
         }
         SweepCommand::Cnn(a) => {
             let out = a.common.out_dir("sweep-cnn");
-            let jobs = cnn_jobs(&out, &a.kernel, &a.seeds, &a.hyper, a.common.batch_size);
+            let (kernels, seeds) = (unique("--kernel", &a.kernel), unique("--seeds", &a.seeds));
+            let jobs = cnn_jobs(&out, &kernels, &seeds, &a.hyper, a.common.batch_size);
             (
                 jobs,
                 a.common,
@@ -129,13 +132,13 @@ pub fn run(c: SweepCommand) -> Result<()> {
         }
     };
     for job in &jobs {
-        job.spec.model.validate().map_err(anyhow::Error::msg)?;
+        job.spec.validate().map_err(super::usage)?;
     }
     warn_if_debug();
     let threads = super::set_threads(common.threads)?;
     std::fs::create_dir_all(&name)?;
     let data = DataCache::new(&common.data)?;
-    println!(
+    say!(
         "sweep of {} runs into {} ({threads} threads)",
         jobs.len(),
         name.display()
@@ -143,8 +146,8 @@ pub fn run(c: SweepCommand) -> Result<()> {
     let results = run_jobs(&jobs, !common.overwrite, &data, 1)?;
     let summaries = summarise(&results);
     write_sweep_outputs(&name, title, parameter, &summaries)?;
-    println!("\n{}", std::fs::read_to_string(name.join("results.md"))?);
-    println!(
+    say!("\n{}", std::fs::read_to_string(name.join("results.md"))?);
+    say!(
         "Wrote {}/results.md, results.csv, curves.png and curves.svg",
         name.display()
     );
@@ -154,7 +157,7 @@ pub fn run(c: SweepCommand) -> Result<()> {
 /// Runs a plan, printing each run's start and epochs with the plan's ETA;
 /// `side_by_side` as in [`run_plan`] (epoch lines then name their run).
 pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache, side_by_side: usize) -> Result<Vec<JobResult>> {
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = super::command_line();
     let batches: usize = jobs
         .iter()
         .map(|j| j.spec.settings.epochs * 60_000usize.div_ceil(j.spec.settings.batch_size))
@@ -176,7 +179,7 @@ pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache, side_by_side: usize
             } => bar.suspend(|| {
                 let seed = job.spec.settings.seed;
                 if reused {
-                    println!(
+                    say!(
                         "== [{index}/{total}] {} {} seed {seed}: finished earlier in {}, reused",
                         job.sweep,
                         job.label,
@@ -186,7 +189,7 @@ pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache, side_by_side: usize
                     let eta = eta_seconds
                         .map(|s| format!(", ETA for all runs {}", format_duration(s)))
                         .unwrap_or_default();
-                    println!(
+                    say!(
                         "== [{index}/{total}] {} {} seed {seed} → {}{eta}",
                         job.sweep,
                         job.label,
@@ -206,8 +209,8 @@ pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache, side_by_side: usize
                 let line = epoch_line(record, job.spec.settings.epochs, &eta);
                 let seed = job.spec.settings.seed;
                 bar.suspend(|| match concurrent {
-                    true => println!("[{} {} seed {seed}] {line}", job.sweep, job.label),
-                    false => println!("{line}"),
+                    true => say!("[{} {} seed {seed}] {line}", job.sweep, job.label),
+                    false => say!("{line}"),
                 });
             }
             PlanEvent::Batch => bar.inc(1),

@@ -11,8 +11,9 @@ use scratchnet::train::Progress;
 use super::DataArgs;
 use super::args::{CnnHyper, CommonArgs, MlpHyper};
 use super::dataset::DataCache;
+use super::output::say;
 use super::output::{epoch_line, print_header, progress_bar, warn_if_debug};
-use super::validate::{kernel_size, positive};
+use super::validate::{hidden, kernel_size};
 
 /// `scratchnet train mlp|cnn …` or `scratchnet train --resume RUN`.
 #[derive(Args, Debug)]
@@ -30,6 +31,9 @@ pub struct TrainArgs {
     /// With --resume: the folder holding the data, if not where the run found it
     #[arg(long, value_name = "DIR", requires = "resume")]
     data_dir: Option<PathBuf>,
+    /// With --resume: accept data files whose content differs from the official checksums
+    #[arg(long, requires = "resume")]
+    skip_checksum: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -43,7 +47,7 @@ pub enum TrainCommand {
 #[derive(Args, Debug)]
 pub struct MlpArgs {
     /// Hidden units H
-    #[arg(long, default_value_t = 256, value_parser = positive)]
+    #[arg(long, default_value_t = 256, value_parser = hidden)]
     hidden: usize,
     #[command(flatten)]
     pub hyper: MlpHyper,
@@ -89,7 +93,7 @@ fn install_stop_handler() -> Result<()> {
 
 pub fn run(a: TrainArgs) -> Result<()> {
     let (spec, common, name) = match (a.model, a.resume) {
-        (_, Some(run)) => return resume(&run, a.data_dir),
+        (_, Some(run)) => return resume(&run, a.data_dir, a.skip_checksum),
         (Some(TrainCommand::Mlp(a)), None) => (
             a.hyper.spec(a.hidden, a.common.batch_size, a.seed),
             a.common,
@@ -102,25 +106,23 @@ pub fn run(a: TrainArgs) -> Result<()> {
         ),
         (None, None) => unreachable!("clap requires a model or --resume"),
     };
-    spec.model.validate().map_err(anyhow::Error::msg)?;
+    spec.validate().map_err(super::usage)?;
     warn_if_debug();
     let threads = super::set_threads(common.threads)?;
     let out = common.out_dir(&name);
     let run_dir = RunDir::create(&out, common.overwrite)?;
     let data = DataCache::new(&common.data)?.get(spec.normalize)?;
     print_header(&spec, threads, super::kernels()?.name(), &data, &out);
-    println!("The number of training data: {}", data.train.len());
-    println!("The number of testing data: {}", data.test.len());
+    say!("The number of training data: {}", data.train.len());
+    say!("The number of testing data: {}", data.test.len());
     run_to_end(&spec, &data, &run_dir, common.checkpoint_every, None)
 }
 
 /// `train --resume RUN`: the run's configuration and thread count, its resume
 /// checkpoint, and on to the last epoch.
-fn resume(run: &std::path::Path, data_dir: Option<PathBuf>) -> Result<()> {
+fn resume(run: &std::path::Path, data_dir: Option<PathBuf>, skip_checksum: bool) -> Result<()> {
     warn_if_debug();
-    let run_dir = RunDir {
-        path: run.to_path_buf(),
-    };
+    let run_dir = RunDir::open(run)?;
     let (config, resume) = open_unfinished(&run_dir)?;
     let state = &resume.state;
     let threads = super::set_threads(state.threads)?;
@@ -129,13 +131,13 @@ fn resume(run: &std::path::Path, data_dir: Option<PathBuf>) -> Result<()> {
         dataset: config.dataset,
         data_dir: Some(data_dir.unwrap_or(config.data_dir.clone())),
         download: false,
-        skip_checksum: false,
+        skip_checksum,
         mirrors: Vec::new(),
     };
     let data = DataCache::new(&args)?.get(spec.normalize)?;
     print_header(&spec, threads, super::kernels()?.name(), &data, run);
     let p = state.position;
-    println!(
+    say!(
         "Resuming at epoch {}/{}, batch {} ({} epochs in the history)",
         p.epoch,
         spec.settings.epochs,
@@ -143,7 +145,7 @@ fn resume(run: &std::path::Path, data_dir: Option<PathBuf>) -> Result<()> {
         state.history.len()
     );
     for r in &state.history {
-        println!("{}", epoch_line(r, spec.settings.epochs, ""));
+        say!("{}", epoch_line(r, spec.settings.epochs, ""));
     }
     run_to_end(&spec, &data, &run_dir, config.checkpoint_every, Some(resume))
 }
@@ -163,7 +165,7 @@ fn run_to_end(
         let per_epoch = data.train.len().div_ceil(spec.settings.batch_size);
         bar.set_position(((p.epoch.max(1) - 1) * per_epoch + p.batch) as u64);
     }
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = super::command_line();
     let options = ExecuteOptions {
         command: &command,
         stop: Some(&STOP),
@@ -174,7 +176,7 @@ fn run_to_end(
             bar.set_message(format!("epoch {epoch}/{epochs}"));
             bar.inc(1);
         }
-        Progress::Epoch(r, _, _) => bar.suspend(|| println!("{}", epoch_line(r, epochs, ""))),
+        Progress::Epoch(r, _, _) => bar.suspend(|| say!("{}", epoch_line(r, epochs, ""))),
     });
     bar.finish_and_clear();
     let history = match end? {
@@ -194,9 +196,9 @@ fn run_to_end(
         }
     };
     let last = history.last().expect("at least one epoch");
-    println!("Test Accuracy: {:.4}", last.test_accuracy);
+    say!("Test Accuracy: {:.4}", last.test_accuracy);
     let total: f64 = history.iter().map(|r| r.seconds).sum();
-    println!(
+    say!(
         "Training took {total:.1} s ({:.2} s per epoch). Saved {} (config.json, history.csv, model.safetensors, curves.png/.svg)",
         total / history.len() as f64,
         run_dir.path.display()

@@ -26,6 +26,9 @@ pub struct DownloadOptions {
     pub mirrors: Vec<String>,
     /// Limit for connecting and for each read.
     pub timeout: Duration,
+    /// Limit for the whole download of one file from one mirror (a mirror
+    /// that sends a trickle is given up after it).
+    pub deadline: Duration,
     /// Download even when a valid file is present.
     pub force: bool,
     /// Show a progress bar (only drawn on a terminal).
@@ -56,6 +59,7 @@ pub fn download_dataset(
         .timeout_connect(Some(opts.timeout))
         .timeout_recv_response(Some(opts.timeout))
         .timeout_per_read(Some(opts.timeout))
+        .timeout_global(Some(opts.deadline))
         .build()
         .into();
     let mut outcomes = Vec::new();
@@ -92,11 +96,15 @@ fn download_file(
     let mut failures = Vec::new();
     for mirror in &opts.mirrors {
         let url = join_url(mirror, &name);
-        match fetch_verified(agent, &url, dataset, kind, dir, opts.progress) {
+        match fetch_verified(agent, &url, dataset, kind, dir, opts) {
             Ok(tmp) => {
+                crate::atomic::readable_by_all(tmp.as_file()).with_context(|| {
+                    format!("{}: cannot set the download's permissions", target.display())
+                })?;
                 tmp.persist(&target).map_err(|e| e.error).with_context(|| {
                     format!("{}: cannot rename the download into place", target.display())
                 })?;
+                remove_stale_parts(dir);
                 log(&format!(
                     "{}: downloaded from {url}, checksum OK",
                     target.display()
@@ -118,6 +126,31 @@ fn download_file(
     )
 }
 
+/// Prefix and suffix of the temporary files downloads are written to.
+const PART_PREFIX: &str = ".download-";
+const PART_SUFFIX: &str = ".part";
+
+/// Removes the temporary files of downloads that were killed part-way (not
+/// touched for ten minutes, so that a download in progress elsewhere keeps its own).
+fn remove_stale_parts(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let stale = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600));
+        if name.starts_with(PART_PREFIX) && name.ends_with(PART_SUFFIX) && stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn join_url(mirror: &str, name: &str) -> String {
     if mirror.ends_with('/') {
         format!("{mirror}{name}")
@@ -134,11 +167,12 @@ fn fetch_verified(
     dataset: Dataset,
     kind: FileKind,
     dir: &Path,
-    progress: bool,
+    opts: &DownloadOptions,
 ) -> Result<tempfile::NamedTempFile> {
+    let started = std::time::Instant::now();
     let mut response = agent.get(url).call()?;
     let length = response.body().content_length();
-    let bar = if progress {
+    let bar = if opts.progress {
         let bar = indicatif::ProgressBar::with_draw_target(length, indicatif::ProgressDrawTarget::stderr());
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -153,8 +187,8 @@ fn fetch_verified(
         indicatif::ProgressBar::hidden()
     };
     let mut tmp = tempfile::Builder::new()
-        .prefix(".download-")
-        .suffix(".part")
+        .prefix(PART_PREFIX)
+        .suffix(PART_SUFFIX)
         .tempfile_in(dir)
         .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
     let mut reader = response
@@ -175,6 +209,13 @@ fn fetch_verified(
                 );
             }
         };
+        if started.elapsed() > opts.deadline {
+            bail!(
+                "gave up after {} s with {} bytes (the --deadline for one file)",
+                opts.deadline.as_secs(),
+                bytes.len()
+            );
+        }
         tmp.write_all(&buf[..n])
             .context("cannot write the temporary file")?;
         bytes.extend_from_slice(&buf[..n]);

@@ -14,7 +14,7 @@
 //! computed with overflow checks and capped ([`MAX_DATA_BYTES`]) before any
 //! buffer is sized from it, and the data must end exactly where the header says.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -80,17 +80,44 @@ pub struct IdxArray {
     pub sha256: String,
 }
 
-/// Reads and validates the IDX file at `path` (raw or gzip).
+/// Reads and validates the IDX file at `path` (raw or gzip, every member of
+/// a multi-member gzip file), streaming it: only the declared data is kept,
+/// and a path that is not a regular file, or larger than any IDX file of
+/// [`MAX_DATA_BYTES`] can be, is refused before it is read.
 pub fn read_idx_file(path: &Path) -> Result<IdxArray, IdxError> {
-    let bytes = std::fs::read(path).map_err(|e| IdxError {
-        path: path.to_path_buf(),
-        problem: IdxProblem::Io(e.to_string()),
-    })?;
-    let named_gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    parse_idx(&bytes, named_gz).map_err(|problem| IdxError {
+    let fail = |problem| IdxError {
         path: path.to_path_buf(),
         problem,
-    })
+    };
+    let io = |e: std::io::Error| fail(IdxProblem::Io(e.to_string()));
+    // The type is asked of the path first: opening a FIFO would wait for a writer.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(fail(IdxProblem::Io("not a regular file".into())));
+    }
+    // The header is at most 4 + 4·4 bytes.
+    if meta.len() > MAX_DATA_BYTES + 20 {
+        return Err(fail(IdxProblem::Io(format!(
+            "{} bytes, larger than an IDX file of at most {MAX_DATA_BYTES} data bytes can be",
+            meta.len()
+        ))));
+    }
+    if meta.len() == 0 {
+        return Err(fail(IdxProblem::Empty));
+    }
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let is_gzip = reader.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+    let named_gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let parsed = if is_gzip {
+        parse_stream(flate2::bufread::MultiGzDecoder::new(reader), true)
+    } else if named_gz {
+        let mut head = [0u8; 512];
+        let n = read_up_to(&mut reader, &mut head, false).map_err(fail)?;
+        Err(IdxProblem::NotGzip(describe_bytes(&head[..n])))
+    } else {
+        parse_stream(reader, false)
+    };
+    parsed.map_err(fail)
 }
 
 /// Parses IDX `bytes`, decompressing them first when they are gzip. When
@@ -101,7 +128,7 @@ pub fn parse_idx(bytes: &[u8], named_gz: bool) -> Result<IdxArray, IdxProblem> {
     }
     let is_gzip = bytes.starts_with(&[0x1f, 0x8b]);
     if is_gzip {
-        parse_stream(flate2::read::GzDecoder::new(bytes), true)
+        parse_stream(flate2::read::MultiGzDecoder::new(bytes), true)
     } else if named_gz {
         Err(IdxProblem::NotGzip(describe_bytes(bytes)))
     } else {

@@ -89,6 +89,31 @@ fn default_pool_size() -> usize {
     2
 }
 
+/// The largest sizes a flag or a checkpoint may ask for ([`ModelSpec::validate`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub input: usize,
+    pub hidden: usize,
+    pub classes: usize,
+    pub side: usize,
+    pub filters: usize,
+    /// Features per sample entering the output layer (F·OS²).
+    pub features: usize,
+    pub params: usize,
+}
+
+/// The limits: far above any model of MNIST's size, well below what would
+/// exhaust a machine's memory for the parameters alone (2²⁸ parameters are 1 GiB).
+pub const LIMITS: Limits = Limits {
+    input: 1 << 20,
+    hidden: 1 << 20,
+    classes: 1 << 16,
+    side: 1 << 12,
+    filters: 1 << 16,
+    features: 1 << 22,
+    params: 1 << 28,
+};
+
 /// A model built from a [`ModelSpec`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Net {
@@ -120,24 +145,162 @@ impl ModelSpec {
         }
     }
 
-    /// Checks sizes that flags cannot check one by one: a pooling window must fit
-    /// in the convolution's output.
+    /// Checks every size before anything is allocated for it: each must be
+    /// at least 1 and at most its limit ([`LIMITS`]), a kernel must fit in the
+    /// image and a pooling window in the convolution's output, and the
+    /// parameters and the features per sample must stay within their bounds.
+    /// The error names the field, its value and the allowed range.
     pub fn validate(&self) -> Result<(), String> {
-        if let ModelSpec::Cnn {
-            side,
-            kernel,
-            pool: true,
-            pool_size,
-            ..
-        } = *self
-        {
-            let os = side + 1 - kernel;
-            if pool_size == 0 || pool_size > os {
-                return Err(format!(
-                    "--pool-size {pool_size} does not fit the {os}×{os} output of a {kernel}×{kernel} convolution \
-                     (expected 1 to {os})"
-                ));
+        let range = |name: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} {v} is out of range (expected {lo} to {hi})"))
             }
+        };
+        let l = LIMITS;
+        match *self {
+            ModelSpec::Mlp {
+                input,
+                hidden,
+                classes,
+                ..
+            } => {
+                range("input", input, 1, l.input)?;
+                range("hidden", hidden, 1, l.hidden)?;
+                range("classes", classes, 2, l.classes)?;
+            }
+            ModelSpec::Cnn {
+                side,
+                kernel,
+                filters,
+                classes,
+                pool,
+                pool_size,
+                ..
+            } => {
+                range("side", side, 1, l.side)?;
+                range("kernel", kernel, 1, side)?;
+                range("filters", filters, 1, l.filters)?;
+                range("classes", classes, 2, l.classes)?;
+                let os = side + 1 - kernel;
+                if pool && !(1..=os).contains(&pool_size) {
+                    return Err(format!(
+                        "--pool-size {pool_size} does not fit the {os}×{os} output of a {kernel}×{kernel} convolution \
+                         (expected 1 to {os})"
+                    ));
+                }
+                let features = filters.saturating_mul(os * os);
+                if features > l.features {
+                    return Err(format!(
+                        "{filters} filters of {kernel}×{kernel} on {side}×{side} images make {features} features per \
+                         sample, more than the limit of {}",
+                        l.features
+                    ));
+                }
+            }
+        }
+        let params = self.param_count();
+        if params > l.params {
+            return Err(format!(
+                "the model has {params} parameters, more than the limit of {} ({} GiB)",
+                l.params,
+                (l.params * 4) >> 30
+            ));
+        }
+        Ok(())
+    }
+
+    /// The number of parameters, saturating at `usize::MAX` (so that an
+    /// absurd size is refused, not wrapped).
+    pub fn param_count(&self) -> usize {
+        let mul = |a: usize, b: usize| a.saturating_mul(b);
+        match *self {
+            ModelSpec::Mlp {
+                input,
+                hidden,
+                classes,
+                ..
+            } => mul(hidden, input)
+                .saturating_add(hidden)
+                .saturating_add(mul(classes, hidden))
+                .saturating_add(classes),
+            ModelSpec::Cnn {
+                side,
+                kernel,
+                filters,
+                conv_bias,
+                classes,
+                pool,
+                pool_size,
+            } => {
+                let os = side.saturating_add(1).saturating_sub(kernel);
+                let side_out = if pool && pool_size > 0 { os / pool_size } else { os };
+                let features = mul(filters, mul(side_out, side_out));
+                mul(filters, mul(kernel, kernel))
+                    .saturating_add(if conv_bias { filters } else { 0 })
+                    .saturating_add(mul(classes, features))
+                    .saturating_add(classes)
+            }
+        }
+    }
+
+    /// Input values per sample.
+    pub fn input_len(&self) -> usize {
+        match *self {
+            ModelSpec::Mlp { input, .. } => input,
+            ModelSpec::Cnn { side, .. } => side.saturating_mul(side),
+        }
+    }
+
+    pub fn classes(&self) -> usize {
+        match *self {
+            ModelSpec::Mlp { classes, .. } | ModelSpec::Cnn { classes, .. } => classes,
+        }
+    }
+
+    /// Activations per sample that training or evaluation keeps (the widest
+    /// layer's outputs, their gradients and the logits), for memory bounds.
+    pub fn activations_per_sample(&self) -> usize {
+        match *self {
+            ModelSpec::Mlp { hidden, classes, .. } => hidden.saturating_mul(4).saturating_add(classes * 2),
+            ModelSpec::Cnn {
+                side,
+                kernel,
+                filters,
+                classes,
+                ..
+            } => {
+                let os = side.saturating_add(1).saturating_sub(kernel);
+                filters
+                    .saturating_mul(os * os)
+                    .saturating_mul(5)
+                    .saturating_add(classes * 2)
+            }
+        }
+    }
+
+    /// Whether this model can read `input_len` values per sample (of an image
+    /// `side`×`side`) and predict `classes` classes; the error names both sides.
+    pub fn fits(&self, what: &str, input_len: usize, side: usize, classes: usize) -> Result<(), String> {
+        if let ModelSpec::Cnn { side: s, .. } = *self
+            && s != side
+        {
+            return Err(format!(
+                "the model reads {s}×{s} images, but {what} has {side}×{side} images"
+            ));
+        }
+        if self.input_len() != input_len {
+            return Err(format!(
+                "the model reads {} values per sample, but {what} has {input_len}",
+                self.input_len()
+            ));
+        }
+        if self.classes() != classes {
+            return Err(format!(
+                "the model predicts {} classes, but {what} has {classes}",
+                self.classes()
+            ));
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! its figures.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 
@@ -89,6 +90,12 @@ fn execute_net(
             (r.params, r.state.position, r.state.history, r.optimizer)
         }
         None => {
+            // A fresh start: an earlier run's resume checkpoint must not stay
+            // beside this run's configuration.
+            if run_dir.resume_path().exists() {
+                std::fs::remove_file(run_dir.resume_path())
+                    .with_context(|| format!("{}: cannot remove", run_dir.resume_path().display()))?;
+            }
             run_dir.write_config(&config)?;
             let params = runner.init_params(settings.seed);
             let state = settings.optimizer.state(params.len());
@@ -96,30 +103,33 @@ fn execute_net(
         }
     };
     let config_json = serde_json::to_string(&config)?;
-    let save_model = |path: &Path, params: &[f32], history: &[EpochRecord]| -> Result<()> {
-        let last = history.last().expect("at least one epoch");
-        let metrics = serde_json::json!({
-            "test_accuracy": last.test_accuracy,
-            "validation_accuracy": last.validation_accuracy,
-            "train_loss": last.train_loss,
-            "train_accuracy": last.train_accuracy,
-            "epochs": last.epoch,
-            "seconds": history.iter().map(|r| r.seconds).sum::<f64>(),
-        });
-        checkpoint::save(
-            path,
-            &Checkpoint {
-                spec: spec.model,
-                params: params.to_vec(),
-                dataset: data.dataset,
-                normalize: spec.normalize,
-                config: Some(config_json.clone()),
-                metrics: Some(metrics.to_string()),
-                resume: None,
-                extra: Vec::new(),
-            },
-        )
-    };
+    // `finished`: the run's end ("all epochs" or "early stop"); none for the best model so far.
+    let save_model =
+        |path: &Path, params: &[f32], history: &[EpochRecord], finished: Option<&str>| -> Result<()> {
+            let last = history.last().expect("at least one epoch");
+            let metrics = serde_json::json!({
+                "finished": finished,
+                "test_accuracy": last.test_accuracy,
+                "validation_accuracy": last.validation_accuracy,
+                "train_loss": last.train_loss,
+                "train_accuracy": last.train_accuracy,
+                "epochs": last.epoch,
+                "seconds": history.iter().map(|r| r.seconds).sum::<f64>(),
+            });
+            checkpoint::save(
+                path,
+                &Checkpoint {
+                    spec: spec.model,
+                    params: params.to_vec(),
+                    dataset: data.dataset,
+                    normalize: spec.normalize,
+                    config: Some(config_json.clone()),
+                    metrics: Some(metrics.to_string()),
+                    resume: None,
+                    extra: Vec::new(),
+                },
+            )
+        };
     let save_resume =
         |params: &[f32], opt: &optim::State, position: Position, history: &[EpochRecord]| -> Result<()> {
             let state = ResumeState {
@@ -165,6 +175,13 @@ fn execute_net(
             train_part.len()
         );
     }
+    let batches = train_part.len().div_ceil(settings.batch_size);
+    anyhow::ensure!(
+        start.batch < batches,
+        "{}: the position's batch {} is past the {batches} batches of an epoch",
+        run_dir.resume_path().display(),
+        start.batch
+    );
     let best_path = run_dir.path.join(BEST_MODEL_FILE);
     let mut best = history
         .iter()
@@ -172,6 +189,8 @@ fn execute_net(
         .fold(f64::NEG_INFINITY, f64::max);
     // The epochs before this call, for early stopping (the callback extends `history`).
     let earlier = history.clone();
+    // Set by the caller's stop request or by a failed write; checked after every batch.
+    let halt = AtomicBool::new(false);
     let result = train::train_from(
         runner,
         &mut params,
@@ -182,8 +201,11 @@ fn execute_net(
         &settings,
         start,
         &earlier,
-        options.stop,
+        Some(&halt),
         &mut |p| {
+            if options.stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                halt.store(true, Ordering::SeqCst);
+            }
             if let Progress::Epoch(r, params, opt) = &p {
                 history.push((*r).clone());
                 let mut written = run_dir.write_history(&history);
@@ -192,7 +214,7 @@ fn execute_net(
                 {
                     best = v;
                     if written.is_ok() {
-                        written = save_model(&best_path, params, &history);
+                        written = save_model(&best_path, params, &history, None);
                     }
                 }
                 let every = options.checkpoint_every;
@@ -208,14 +230,30 @@ fn execute_net(
                     );
                 }
                 if let Err(e) = written {
+                    // Nothing more can be saved: stop now rather than train on.
                     write_error.get_or_insert(e);
+                    halt.store(true, Ordering::SeqCst);
                 }
             }
             report(p);
         },
     );
     if let Some(e) = write_error {
-        return Err(e);
+        let kept = if run_dir.resume_path().exists() {
+            format!(
+                "; the last checkpoint written is {} (continue with `scratchnet train --resume {}`)",
+                run_dir.resume_path().display(),
+                run_dir.path.display()
+            )
+        } else {
+            String::new()
+        };
+        return Err(e.context(format!(
+            "training stopped after epoch {}: a file of the run could not be written. Free space on the disk \
+             holding {} (or fix its permissions){kept}",
+            history.len(),
+            run_dir.path.display()
+        )));
     }
     match result {
         Err(e) => {
@@ -244,8 +282,12 @@ fn execute_net(
             save_resume(&params, &opt_state, position, &history)?;
             Ok(RunEnd::Interrupted(position))
         }
-        Ok(Outcome::Finished(_) | Outcome::EarlyStopped(_)) => {
-            save_model(&run_dir.model_path(), &params, &history)?;
+        Ok(end @ (Outcome::Finished(_) | Outcome::EarlyStopped(_))) => {
+            let finished = match end {
+                Outcome::EarlyStopped(_) => "early stop",
+                _ => "all epochs",
+            };
+            save_model(&run_dir.model_path(), &params, &history, Some(finished))?;
             save_run_curves(&run_dir.path, &spec.model.describe(), &history)?;
             if run_dir.resume_path().exists() {
                 std::fs::remove_file(run_dir.resume_path())

@@ -90,14 +90,21 @@ pub fn finished_run(dir: &Path, spec: &RunSpec, dataset: Dataset) -> Option<Vec<
     if config.spec != *spec || config.dataset != dataset {
         return None;
     }
+    // The model's own record: written by this very configuration, at the
+    // end of the run, after as many epochs as the history holds.
     let ckpt = checkpoint::load(&dir.join(MODEL_FILE)).ok()?;
-    if ckpt.spec != spec.model {
+    let own: RunConfig = serde_json::from_str(ckpt.config.as_deref()?).ok()?;
+    let metrics: serde_json::Value = serde_json::from_str(ckpt.metrics.as_deref()?).ok()?;
+    if ckpt.spec != spec.model || own.spec != *spec || own.dataset != dataset {
         return None;
     }
     let history = read_history(&dir.join(HISTORY_FILE)).ok()?;
-    // Every epoch ran, or early stopping ended the run (its model was saved).
-    let complete =
-        history.len() == spec.settings.epochs || (spec.settings.patience > 0 && !history.is_empty());
+    let epochs = metrics.get("epochs")?.as_u64()? as usize;
+    let complete = match metrics.get("finished")?.as_str()? {
+        "all epochs" => epochs == spec.settings.epochs && history.len() == epochs,
+        "early stop" => spec.settings.patience > 0 && history.len() == epochs,
+        _ => false,
+    };
     complete.then_some(history)
 }
 

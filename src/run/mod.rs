@@ -95,6 +95,20 @@ impl RunSpec {
         }
     }
 
+    /// Checks the model and every setting as the command line does; a
+    /// configuration read back from a run folder goes through the same checks.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        self.settings.validate()?;
+        if !(self.init_std.is_finite() && self.init_std >= 0.0) {
+            return Err(format!(
+                "--init-std {} is out of range (expected a non-negative finite number)",
+                self.init_std
+            ));
+        }
+        Ok(())
+    }
+
     /// The model with this run's initialisation: the MLP's `init` and
     /// `init_std`; the CNN is always He-initialised (its spec records `he`).
     pub fn net(&self) -> Net {
@@ -136,16 +150,77 @@ pub enum RunEnd {
     Interrupted(Position),
 }
 
-/// A run's folder.
+/// The lock file of a run folder.
+pub const LOCK_FILE: &str = ".lock";
+
+/// A run folder's lock, held until dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Takes the lock of the run folder `dir` for as long as the returned guard
+/// lives. The lock is the operating system's lock on [`LOCK_FILE`], so it is
+/// released when its holder exits, however it exits (a crashed run never
+/// blocks the folder); the file records the holder, to name it when the lock
+/// is taken.
+fn lock(dir: &Path) -> Result<RunLock> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join(LOCK_FILE);
+
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open the run folder's lock", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            bail!(
+                "{} is in use by another scratchnet process ({}); wait for it to finish or choose another --out",
+                dir.display(),
+                if holder.is_empty() {
+                    "unknown holder"
+                } else {
+                    holder
+                }
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("{}: cannot lock", path.display()));
+        }
+    }
+    let record = format!("pid {} since {}", std::process::id(), utc_stamp());
+    file.set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| file.write_all(record.as_bytes()))
+        .and_then(|_| file.flush())
+        .with_context(|| format!("{}: cannot record the lock's holder", path.display()))?;
+    Ok(RunLock { _file: file })
+}
+
+/// A run's folder, locked for as long as this value (or a clone) lives:
+/// one writer per run folder.
 #[derive(Clone, Debug)]
 pub struct RunDir {
     pub path: PathBuf,
+    _lock: std::sync::Arc<RunLock>,
 }
 
 impl RunDir {
     /// Creates `path` (and parents). Refuses a folder holding a finished run
-    /// (a `model.safetensors`) unless `overwrite`.
+    /// (a `model.safetensors`) or an unfinished one (a `resume.safetensors`)
+    /// unless `overwrite`.
     pub fn create(path: &Path, overwrite: bool) -> Result<Self> {
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("{}: cannot create the run folder", path.display()))?;
+        // Locked first, so that what is checked below stays true.
+        let lock = lock(path)?;
         let model = path.join(MODEL_FILE);
         if model.exists() && !overwrite {
             bail!(
@@ -154,10 +229,28 @@ impl RunDir {
                 MODEL_FILE
             );
         }
-        std::fs::create_dir_all(path)
-            .with_context(|| format!("{}: cannot create the run folder", path.display()))?;
+        if path.join(RESUME_FILE).exists() && !overwrite {
+            bail!(
+                "{} holds an unfinished run ({RESUME_FILE} exists); continue it with `scratchnet train --resume {}`, \
+                 or choose another --out, or pass --overwrite to start again",
+                path.display(),
+                path.display()
+            );
+        }
         Ok(RunDir {
             path: path.to_path_buf(),
+            _lock: std::sync::Arc::new(lock),
+        })
+    }
+
+    /// An existing run folder, locked (to resume it).
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.is_dir() {
+            bail!("{}: no such run folder", path.display());
+        }
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            _lock: std::sync::Arc::new(lock(path)?),
         })
     }
 
@@ -237,6 +330,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = RunDir::create(dir.path(), false).unwrap();
         std::fs::write(run.model_path(), b"x").unwrap();
+        // One writer: a second handle is refused while the first lives.
+        let e = RunDir::create(dir.path(), true).unwrap_err().to_string();
+        assert!(e.contains("in use") && e.contains(&format!("pid {}", std::process::id())), "{e}");
+        drop(run);
         let e = RunDir::create(dir.path(), false).unwrap_err().to_string();
         assert!(e.contains("--overwrite"), "{e}");
         assert!(RunDir::create(dir.path(), true).is_ok());

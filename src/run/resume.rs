@@ -62,13 +62,32 @@ pub fn open_unfinished(run_dir: &RunDir) -> Result<(RunConfig, Resume)> {
             run.display()
         );
     }
+    // The configuration and the position are checked as the command line
+    // would check them: a hand-edited or damaged file is refused, not trusted.
+    config
+        .spec
+        .validate()
+        .map_err(|e| anyhow!("{}: {e}", config_path.display()))?;
     let (ckpt, state) = load_resume(run_dir)?;
+    let resume_path = run_dir.resume_path();
     if ckpt.spec != config.spec.model {
         bail!(
             "{}: the resume checkpoint is of another model than config.json",
             run.display()
         );
     }
+    if ckpt.normalize != config.spec.normalize || ckpt.dataset != config.dataset {
+        bail!(
+            "{}: the resume checkpoint was trained on {} normalised `{}`, but config.json says {} normalised `{}`",
+            run.display(),
+            ckpt.dataset.display_name(),
+            ckpt.normalize.name(),
+            config.dataset.display_name(),
+            config.spec.normalize.name()
+        );
+    }
+    check_position(&state, config.spec.settings.epochs)
+        .map_err(|e| anyhow!("{}: {e}", resume_path.display()))?;
     // The optimiser's moments, when its rule keeps them.
     let moments = |name: &str| {
         ckpt.extra
@@ -88,4 +107,29 @@ pub fn open_unfinished(run_dir: &RunDir) -> Result<(RunConfig, Resume)> {
         optimizer,
     };
     Ok((config, resume))
+}
+
+/// Checks a resume state's position and history against the run's epochs.
+fn check_position(state: &ResumeState, epochs: usize) -> Result<()> {
+    let p = &state.position;
+    if !(1..=epochs).contains(&p.epoch) {
+        bail!(
+            "the position's epoch {} is not one of the run's epochs 1 to {epochs}",
+            p.epoch
+        );
+    }
+    if state.history.len() != p.epoch - 1 || state.history.iter().enumerate().any(|(i, r)| r.epoch != i + 1) {
+        bail!(
+            "the history holds {} epochs, but the position is at epoch {}",
+            state.history.len(),
+            p.epoch
+        );
+    }
+    if !(p.loss_sum.is_finite() && p.acc_sum.is_finite() && p.seconds.is_finite() && p.seconds >= 0.0) {
+        bail!("the position's running sums are not finite");
+    }
+    if state.threads == 0 {
+        bail!("the run's thread count is 0");
+    }
+    Ok(())
 }

@@ -9,7 +9,8 @@ use anyhow::{Result, anyhow};
 use crate::data::batches::Normalize;
 use crate::run::execute::thread_independent;
 use crate::run::{
-    Data, ExecuteOptions, HISTORY_FILE, RunDir, RunEnd, RunSpec, execute, finished_run, read_history,
+    Data, ExecuteOptions, HISTORY_FILE, RunDir, RunEnd, RunSpec, execute_from, finished_run, open_unfinished,
+    read_history,
 };
 use crate::train::{EpochRecord, Progress};
 
@@ -145,9 +146,16 @@ pub fn run_plan(
         let per_epoch = job.spec.cost();
         let options = ExecuteOptions {
             command,
+            checkpoint_every: 1,
             ..Default::default()
         };
-        let end = execute(&job.spec, data, &run_dir, options, &mut |p| {
+        // An unfinished run of this very job continues from its checkpoint.
+        let resume = reuse
+            .then(|| open_unfinished(&run_dir).ok())
+            .flatten()
+            .filter(|(config, _)| config.spec == job.spec && config.dataset == data.dataset)
+            .map(|(_, resume)| resume);
+        let end = execute_from(&job.spec, data, &run_dir, options, resume, &mut |p| {
             let mut sh = lock();
             match p {
                 Progress::Epoch(r, _, _) => {

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::data::batches::{Batch, Batches, Samples};
 use crate::layers::softmax_ce::Reduction;
-use crate::models::Network;
+use crate::models::{ModelSpec, Network};
 use crate::optim::{Optimizer, Schedule, State};
 use crate::rng::Rng;
 
@@ -54,7 +54,83 @@ pub struct Settings {
     pub dropout: f32,
 }
 
+/// The most epochs a run may ask for.
+pub const MAX_EPOCHS: usize = 100_000;
+/// The largest batch a run or an evaluation may ask for.
+pub const MAX_BATCH: usize = 1 << 16;
+
 impl Settings {
+    /// Checks every setting as the command line does (a configuration read
+    /// back from a run folder is checked the same way); the error names the
+    /// flag, its value and the allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        fn within<T: PartialOrd + std::fmt::Display>(
+            flag: &str,
+            v: T,
+            ok: bool,
+            range: &str,
+        ) -> Result<(), String> {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("--{flag} {v} is out of range (expected {range})"))
+            }
+        }
+        let o = &self.optimizer;
+        let unit = |v: f32| (0.0..1.0).contains(&v);
+        let non_negative = |v: f32| v.is_finite() && v >= 0.0;
+        within(
+            "epochs",
+            self.epochs,
+            (1..=MAX_EPOCHS).contains(&self.epochs),
+            &format!("1 to {MAX_EPOCHS}"),
+        )?;
+        within(
+            "lr",
+            self.lr,
+            self.lr.is_finite() && self.lr > 0.0,
+            "a positive finite number",
+        )?;
+        within(
+            "batch-size",
+            self.batch_size,
+            (1..=MAX_BATCH).contains(&self.batch_size),
+            &format!("1 to {MAX_BATCH}"),
+        )?;
+        within("momentum", o.momentum, unit(o.momentum), "[0, 1)")?;
+        within("beta1", o.beta1, unit(o.beta1), "[0, 1)")?;
+        within("beta2", o.beta2, unit(o.beta2), "[0, 1)")?;
+        within("eps", o.eps, non_negative(o.eps), "a non-negative finite number")?;
+        within(
+            "weight-decay",
+            o.weight_decay,
+            non_negative(o.weight_decay),
+            "a non-negative finite number",
+        )?;
+        let sc = &self.schedule;
+        within("step-size", sc.step_size, sc.step_size >= 1, "at least 1")?;
+        within(
+            "gamma",
+            sc.gamma,
+            non_negative(sc.gamma),
+            "a non-negative finite number",
+        )?;
+        within(
+            "warmup-epochs",
+            sc.warmup_epochs,
+            sc.warmup_epochs <= MAX_EPOCHS,
+            &format!("0 to {MAX_EPOCHS}"),
+        )?;
+        within("dropout", self.dropout, unit(self.dropout), "[0, 1)")?;
+        within(
+            "patience",
+            self.patience,
+            self.patience <= MAX_EPOCHS,
+            &format!("0 to {MAX_EPOCHS}"),
+        )?;
+        Ok(())
+    }
+
     /// The report's plain SGD at a constant rate.
     pub fn sgd(epochs: usize, lr: f32, batch_size: usize, reduction: Reduction, seed: u64) -> Self {
         Settings {
@@ -196,7 +272,7 @@ pub fn train_from(
     let mut step = runner.step(bs);
     let mut batches = Batches::new(train.len(), bs);
     let mut rng = Rng::new(settings.seed, SHUFFLE_STREAM);
-    let mut history = Vec::with_capacity(settings.epochs);
+    let mut history = Vec::new();
 
     let first_epoch = start.epoch.max(1);
     for epoch in 1..=settings.epochs {
@@ -315,4 +391,47 @@ fn since_best<'a>(history: impl Iterator<Item = &'a EpochRecord>) -> usize {
         }
     }
     best.map_or(0, |(i, _)| len - 1 - i)
+}
+
+/// Bytes that training (`training` = true) or evaluation of `spec` in
+/// batches of `batch` on `threads` threads asks for, roughly: the parameters
+/// with their gradients and optimiser moments, and each shard's activations.
+pub fn memory_estimate(spec: &ModelSpec, batch: usize, threads: usize, training: bool) -> u64 {
+    let (params, threads) = (spec.param_count() as u64, threads.max(1) as u64);
+    let per_sample = (spec.activations_per_sample() as u64).saturating_add(spec.input_len() as u64);
+    let copies = if training { 3 + threads } else { 1 };
+    params
+        .saturating_mul(copies)
+        .saturating_add(
+            per_sample
+                .saturating_mul(batch as u64)
+                .saturating_mul(if training { 2 } else { 1 }),
+        )
+        .saturating_mul(4)
+}
+
+/// The memory this machine can give a new process (`MemAvailable` on
+/// Linux), if known.
+pub fn memory_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// An error, before anything is allocated, when [`memory_estimate`] exceeds
+/// what the machine has available.
+pub fn check_memory(spec: &ModelSpec, batch: usize, threads: usize, training: bool) -> Result<(), String> {
+    let need = memory_estimate(spec, batch, threads, training);
+    match memory_available() {
+        Some(have) if need > have => Err(format!(
+            "{} {} in batches of {batch} needs about {:.1} GiB, but this machine has {:.1} GiB available; \
+             use a smaller model or --batch-size",
+            if training { "training" } else { "evaluating" },
+            spec.describe(),
+            need as f64 / (1u64 << 30) as f64,
+            have as f64 / (1u64 << 30) as f64
+        )),
+        _ => Ok(()),
+    }
 }
