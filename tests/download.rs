@@ -48,6 +48,36 @@ fn serve(mnist: &Path) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// A server on 127.0.0.1 that answers every request at once with headers
+/// for a 1 MB body, then sends two bytes every 50 ms: never silent long
+/// enough for a per-read time-out, far too slow to finish. Each connection
+/// ends after 10 s. Returns its base URL.
+fn serve_drip() -> String {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16).flatten() {
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let mut stream = stream;
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n");
+                for _ in 0..200 {
+                    if stream.write_all(&[0x1f, 0x8b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/drip")
+}
+
 /// The same file with the last data byte changed, re-compressed.
 fn corrupt(gz: &[u8]) -> Vec<u8> {
     let mut raw = Vec::new();
@@ -235,4 +265,51 @@ fn cli_downloads_with_mirror_flags_and_environment() {
         "{}",
         common::stderr(&o)
     );
+}
+
+/// A mirror that drips is given up at the deadline; downloaded files are
+/// readable by everyone (0644); stale temporary files of killed downloads
+/// are removed by a later success.
+#[test]
+fn deadlines_permissions_and_stale_parts() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(mnist) = common::mnist_dir("deadlines_permissions_and_stale_parts") else {
+        return;
+    };
+    let base = serve(&mnist);
+    let target = tempfile::tempdir().unwrap();
+    let stale = target.path().join(".download-killed.part");
+    let f = std::fs::File::create(&stale).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    drop(f);
+    let drip = serve_drip();
+    let opts = DownloadOptions {
+        deadline: Duration::from_secs(2),
+        mirrors: vec![format!("{drip}/"), format!("{base}/good/")],
+        ..options(&base, &[])
+    };
+    let started = std::time::Instant::now();
+    let mut log = Vec::new();
+    download_dataset(Dataset::Mnist, target.path(), &opts, |l| log.push(l.to_string())).unwrap();
+    let log = log.join("\n");
+    assert!(log.contains("/drip/"), "{log}");
+    assert!(
+        log.to_lowercase().contains("timeout") || log.contains("deadline"),
+        "{log}"
+    );
+    // Four files, each given up on the drip after about 2 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!stale.exists(), "the stale temporary file is removed");
+    for kind in FileKind::ALL {
+        let mode = std::fs::metadata(target.path().join(kind.gz_name()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{}", kind.gz_name());
+    }
 }

@@ -525,7 +525,9 @@ fn a_run_on_modified_data_resumes_with_skip_checksum() {
         if name.starts_with("train-images") {
             if name.ends_with(".gz") {
                 let mut raw = Vec::new();
-                flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut raw).unwrap();
+                flate2::read::MultiGzDecoder::new(&bytes[..])
+                    .read_to_end(&mut raw)
+                    .unwrap();
                 bytes = raw;
             }
             bytes[1000] ^= 1;
@@ -600,4 +602,232 @@ fn sweeps_resume_killed_runs_and_run_repeated_values_once() {
     let after = std::fs::read_to_string(run.join("history.csv")).unwrap();
     assert_eq!(after.lines().nth(1).unwrap(), first);
     assert_eq!(after.lines().count(), 5);
+}
+
+/// Sizes at and past every edge, for the generated inputs below.
+const EDGES: [&str; 16] = [
+    "0",
+    "1",
+    "2",
+    "3",
+    "7",
+    "10",
+    "28",
+    "29",
+    "40",
+    "1000",
+    "65537",
+    "1048577",
+    "4294967296",
+    "4611686018427387904",
+    "18446744073709551615",
+    "18446744073709551616",
+];
+
+/// A small deterministic generator for the generated inputs.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize
+    }
+
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.next() % xs.len()]
+    }
+}
+
+/// The loader on structurally valid safetensors files with generated specs:
+/// tensors that match the spec when it is small, others when it is not. It
+/// answers Ok or an error, never a panic or an abort.
+#[test]
+fn the_loader_never_panics_on_generated_specs() {
+    let mut g = Lcg(7);
+    for _ in 0..400 {
+        let n = |g: &mut Lcg| EDGES[g.next() % 11].parse::<usize>().unwrap();
+        let (model, tensors) = if g.next().is_multiple_of(2) {
+            let (i, h, c) = (n(&mut g), n(&mut g), n(&mut g));
+            let small = i * h + c * h < 1 << 20;
+            let hidden = if g.next().is_multiple_of(4) {
+                EDGES[g.next() % EDGES.len()].to_string()
+            } else {
+                h.to_string()
+            };
+            let json = format!(
+                r#"{{"kind":"mlp","input":{i},"hidden":{hidden},"classes":{c},"activation":"relu"}}"#
+            );
+            (
+                json,
+                if small {
+                    mlp_tensors(i, h, c, 0.5)
+                } else {
+                    mlp_tensors(3, 2, 10, 0.5)
+                },
+            )
+        } else {
+            let (side, k, f, p) = (n(&mut g), n(&mut g), n(&mut g) % 70, n(&mut g));
+            let pool = g.next().is_multiple_of(2);
+            let json = cnn_json(side, k, f, pool, p);
+            let os = (side + 1).saturating_sub(k);
+            let feat = if pool && p > 0 {
+                f * (os / p) * (os / p)
+            } else {
+                f * os * os
+            };
+            let small = f * k * k + 10 * feat < 1 << 20;
+            (
+                json,
+                if small {
+                    cnn_tensors(f, k, feat)
+                } else {
+                    cnn_tensors(1, 3, 4)
+                },
+            )
+        };
+        let bytes = checkpoint_bytes(&model, &tensors);
+        let r =
+            std::panic::catch_unwind(|| scratchnet::checkpoint::from_bytes(&bytes).map(|c| c.params.len()));
+        assert!(r.is_ok(), "{model}: the loader panicked");
+    }
+}
+
+/// The command line with generated values for every sizing flag: each run
+/// ends with exit 0, 1 or 2, never a panic (101) or an abort (134).
+#[test]
+fn the_command_line_never_panics_on_generated_values() {
+    let flags = [
+        ("mlp", "--hidden"),
+        ("mlp", "--epochs"),
+        ("mlp", "--batch-size"),
+        ("mlp", "--lr"),
+        ("mlp", "--dropout"),
+        ("mlp", "--validation"),
+        ("mlp", "--threads"),
+        ("mlp", "--init-std"),
+        ("cnn", "--kernel"),
+        ("cnn", "--filters"),
+        ("cnn", "--pool-size"),
+        ("cnn", "--step-size"),
+        ("cnn", "--warmup-epochs"),
+    ];
+    let extra = ["-1", "nan", "inf", "-inf", "1e40", "0.5", "", "x"];
+    let mut g = Lcg(11);
+    for _ in 0..120 {
+        let (model, flag) = flags[g.next() % flags.len()];
+        let value = if g.next().is_multiple_of(3) {
+            g.pick(&extra)
+        } else {
+            g.pick(&EDGES)
+        };
+        let mut args = vec![
+            "train",
+            model,
+            flag,
+            value,
+            "--data-dir",
+            "/nonexistent",
+            "--out",
+            "/nonexistent/run",
+        ];
+        if model == "cnn" {
+            args.push("--pool");
+        }
+        let o = scratchnet(&args);
+        let code = o.status.code();
+        assert!(matches!(code, Some(0..=2)), "{args:?}: {code:?}\n{}", stderr(&o));
+    }
+    for value in EDGES.iter().chain(&extra) {
+        for args in [
+            vec!["eval", "/nonexistent", "--batch-size", value],
+            vec![
+                "download",
+                "--timeout",
+                value,
+                "--data-dir",
+                "/nonexistent/d",
+                "--mirror",
+                "http://127.0.0.1:9/",
+            ],
+            vec!["gradcheck", "cnn", "--side", value],
+            vec!["gradcheck", "mlp", "--hidden", value],
+        ] {
+            let o = scratchnet(&args);
+            let code = o.status.code();
+            assert!(matches!(code, Some(0..=2)), "{args:?}: {code:?}\n{}", stderr(&o));
+        }
+    }
+}
+
+/// Resuming from generated edits of config.json and of the resume state
+/// ends with exit 0, 1 or 2, never a panic or an abort.
+#[test]
+fn resuming_never_panics_on_generated_run_folders() {
+    let Some(data) = mnist("resuming_never_panics_on_generated_run_folders") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pristine = interrupted_run(&data, dir.path(), "pristine", &[]);
+    let config = std::fs::read_to_string(pristine.join("config.json")).unwrap();
+    let resume = scratchnet::checkpoint::load(&pristine.join("resume.safetensors")).unwrap();
+    let state = resume.resume.clone().unwrap();
+    // Every number in a JSON text, by byte range.
+    let numbers = |s: &str| -> Vec<(usize, usize)> {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_alphanumeric()) {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.' || b[i] == b'e' || b[i] == b'-') {
+                    i += 1;
+                }
+                out.push((start, i));
+            }
+            i += 1;
+        }
+        out
+    };
+    let replacements = [
+        "0",
+        "1",
+        "-1",
+        "1e300",
+        "18446744073709551615",
+        "99999999999",
+        "0.5",
+        "null",
+        "\"x\"",
+    ];
+    let mut g = Lcg(5);
+    for round in 0..30 {
+        let run = dir.path().join(format!("r{round}"));
+        std::fs::create_dir(&run).unwrap();
+        let (mut cfg, mut st) = (config.clone(), state.clone());
+        let target = if g.next().is_multiple_of(2) {
+            &mut cfg
+        } else {
+            &mut st
+        };
+        let spots = numbers(target);
+        let (a, b) = spots[g.next() % spots.len()];
+        target.replace_range(a..b, g.pick(&replacements));
+        std::fs::write(run.join("config.json"), &cfg).unwrap();
+        std::fs::copy(pristine.join("history.csv"), run.join("history.csv")).unwrap();
+        let ckpt = scratchnet::checkpoint::Checkpoint {
+            resume: Some(st.clone()),
+            ..resume.clone()
+        };
+        scratchnet::checkpoint::save(&run.join("resume.safetensors"), &ckpt).unwrap();
+        let o = scratchnet(&["train", "--resume", run.to_str().unwrap()]);
+        let code = o.status.code();
+        assert!(
+            matches!(code, Some(0..=2)),
+            "round {round}: {code:?}\n{cfg}\n{st}\n{}",
+            stderr(&o)
+        );
+    }
 }

@@ -318,6 +318,26 @@ pub(crate) mod tests {
         assert_eq!(a.sha256, hex(&Sha256::digest(&raw)));
     }
 
+    /// A file of several gzip members (what pigz and `cat a.gz b.gz` write)
+    /// reads as their concatenation; bytes after the last member are an error.
+    #[test]
+    fn reads_every_gzip_member_and_refuses_trailing_garbage() {
+        let raw = idx_bytes(&[2, 3], &[1, 2, 3, 4, 5, 6]);
+        let mut two = gzip(&raw[..7]);
+        two.extend(gzip(&raw[7..]));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a-idx1-ubyte.gz");
+        std::fs::write(&path, &two).unwrap();
+        let a = read_idx_file(&path).unwrap();
+        assert_eq!(a.data, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(parse_idx(&two, true).unwrap().data, a.data);
+        let mut garbage = two.clone();
+        garbage.extend_from_slice(b"trailing bytes");
+        std::fs::write(&path, &garbage).unwrap();
+        assert!(read_idx_file(&path).is_err());
+        assert!(parse_idx(&garbage, true).is_err());
+    }
+
     #[test]
     fn rejects_truncated_and_over_long() {
         let raw = idx_bytes(&[2, 3], &[1, 2, 3, 4, 5]);

@@ -332,7 +332,10 @@ mod tests {
         std::fs::write(run.model_path(), b"x").unwrap();
         // One writer: a second handle is refused while the first lives.
         let e = RunDir::create(dir.path(), true).unwrap_err().to_string();
-        assert!(e.contains("in use") && e.contains(&format!("pid {}", std::process::id())), "{e}");
+        assert!(
+            e.contains("in use") && e.contains(&format!("pid {}", std::process::id())),
+            "{e}"
+        );
         drop(run);
         let e = RunDir::create(dir.path(), false).unwrap_err().to_string();
         assert!(e.contains("--overwrite"), "{e}");
