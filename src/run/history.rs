@@ -139,4 +139,77 @@ mod tests {
         std::fs::write(&p, "epoch,a\n1,x\n").unwrap();
         assert!(format!("{:#}", read_history(&p).unwrap_err()).contains("line 2"));
     }
+
+    /// A folder counts as holding a finished run only when its model's own
+    /// record says so: a model left by a run with other settings (a sweep with
+    /// `--patience` killed while retraining) is not reused.
+    #[test]
+    fn a_model_of_other_settings_is_not_a_finished_run() {
+        use crate::checkpoint::{Checkpoint, save};
+        use crate::data::batches::Normalize;
+        use crate::models::ModelSpec;
+        use crate::run::{RunConfig, RunDir};
+        use crate::train::Settings;
+        let dir = tempfile::tempdir().unwrap();
+        let model = ModelSpec::mlp(4);
+        let spec = |lr: f32| RunSpec {
+            model,
+            init: crate::init::Init::Normal,
+            init_std: 0.01,
+            normalize: Normalize::Unit,
+            settings: Settings {
+                patience: 2,
+                validation: 100,
+                ..Settings::sgd(5, lr, 32, crate::layers::softmax_ce::Reduction::Mean, 0)
+            },
+        };
+        let config = |s: RunSpec| RunConfig {
+            scratchnet_version: "test".into(),
+            spec: s,
+            kernels: "portable".into(),
+            dataset: Dataset::Mnist,
+            data_dir: dir.path().into(),
+            threads: 1,
+            command: String::new(),
+            checkpoint_every: 1,
+        };
+        let record = EpochRecord {
+            epoch: 1,
+            train_loss: 0.5,
+            train_accuracy: 0.8,
+            test_accuracy: 0.85,
+            seconds: 1.5,
+            validation_accuracy: Some(0.8),
+        };
+        let run = RunDir::create(dir.path(), true).unwrap();
+        let save_model = |s: RunSpec, finished: &str, epochs: usize| {
+            let metrics = serde_json::json!({"finished": finished, "epochs": epochs});
+            let ckpt = Checkpoint {
+                spec: model,
+                params: vec![0.0; model.layout().len()],
+                dataset: Dataset::Mnist,
+                normalize: Normalize::Unit,
+                config: Some(serde_json::to_string(&config(s)).unwrap()),
+                metrics: Some(metrics.to_string()),
+                resume: None,
+                extra: Vec::new(),
+            };
+            save(&run.model_path(), &ckpt).unwrap();
+        };
+        // The folder's config and history say this run (lr 0.1), one epoch in;
+        // its model is an early-stopped run with lr 0.2.
+        run.write_config(&config(spec(0.1))).unwrap();
+        run.write_history(std::slice::from_ref(&record)).unwrap();
+        save_model(spec(0.2), "early stop", 1);
+        assert_eq!(finished_run(dir.path(), &spec(0.1), Dataset::Mnist), None);
+        // The model of this very run, stopped early after that epoch: finished.
+        save_model(spec(0.1), "early stop", 1);
+        assert_eq!(
+            finished_run(dir.path(), &spec(0.1), Dataset::Mnist),
+            Some(vec![record.clone()])
+        );
+        // A best-so-far model (no end recorded) is not a finished run.
+        save_model(spec(0.1), "", 1);
+        assert_eq!(finished_run(dir.path(), &spec(0.1), Dataset::Mnist), None);
+    }
 }
