@@ -77,8 +77,8 @@ pub fn time_training(
     repeats: usize,
 ) -> Result<Throughput, String> {
     let runner = Runner::of(spec, choice)?;
-    let data = synthetic(samples, spec_input(spec), 1);
-    let test = synthetic(1, spec_input(spec), 2);
+    let data = synthetic(samples, spec.input_len(), 1);
+    let test = synthetic(1, spec.input_len(), 2);
     let settings = Settings::sgd(repeats.max(1), 1e-3, batch_size, Reduction::Mean, 0);
     let history = run(&runner, &data, &test, &settings);
     let mut secs: Vec<f64> = history.iter().map(|s| s * 60_000.0 / samples as f64).collect();
@@ -91,13 +91,6 @@ pub fn time_training(
         samples_per_second: 60_000.0 / min,
         gflops: train_flops_per_sample(spec) * 60_000.0 / min / 1e9,
     })
-}
-
-fn spec_input(spec: &ModelSpec) -> usize {
-    match *spec {
-        ModelSpec::Mlp { input, .. } => input,
-        ModelSpec::Cnn { side, .. } => side * side,
-    }
 }
 
 fn run(runner: &Runner, data: &Samples, test: &Samples, settings: &Settings) -> Vec<f64> {
