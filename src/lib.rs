@@ -54,12 +54,12 @@
 //!   same bits as the engine's MLP in the sample-sharded step on one thread.
 //!   The CNN's bits, and the textbook wing's, depend on the thread count (the
 //!   batch is cut into one shard per thread and the shards' sums are added).
-//! - Across kernel levels: `avx2` and `portable` give the same bits (the AVX2
-//!   kernels compute exactly the portable loops' operations). `avx512` gives
-//!   other bits: its products use fused multiply-adds, its σ a polynomial,
-//!   its convolution other partial sums. `reference` gives other bits again
-//!   (general products instead of the engine's). Different bits agree within
-//!   rounding (the engine-against-textbook tests state their tolerances).
+//! - Each kernel level gives bits of its own: `avx512`'s products use fused
+//!   multiply-adds, `avx512`'s and `avx2`'s σ a polynomial, and `avx512`'s
+//!   convolution other partial sums. The ten-output layer and the vector loops give
+//!   the same bits at every level. `reference` gives other bits again (general
+//!   products instead of the engine's). Different bits agree within rounding
+//!   (the engine-against-textbook tests state their tolerances).
 //!
 //! Shape legend used in comments: B batch, D input features (784), H hidden
 //! units, C classes (10), S image side, K kernel side, F filters, OS = S − K + 1.

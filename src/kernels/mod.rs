@@ -5,7 +5,7 @@
 //! | level      | what it uses                                                      |
 //! | ---------- | ----------------------------------------------------------------- |
 //! | `avx512`   | AVX-512F kernels for the products, σ, the ten-output layer and the convolution |
-//! | `avx2`     | AVX2 builds of the portable loops; products by `matrixmultiply`   |
+//! | `avx2`     | an AVX2+FMA kernel for σ; AVX2 builds of the portable loops; products by `matrixmultiply` |
 //! | `neon`     | aarch64: the portable loops (NEON kernels are not written yet)     |
 //! | `portable` | plain Rust loops the compiler may vectorise; products by `matrixmultiply` |
 //!
@@ -288,6 +288,7 @@ mod x86 {
 
     pub(super) const AVX2: Kernels = Kernels {
         level: Level::Avx2,
+        sigmoid: sigmoid_avx2,
         axpy: axpy_avx2,
         dot: dot_avx2,
         dense10_forward: dense10_forward_avx2,
@@ -298,6 +299,8 @@ mod x86 {
 
     pub(super) const AVX512: Kernels = Kernels {
         level: Level::Avx512,
+        axpy: axpy_avx2,
+        dot: dot_avx2,
         gemm_nt: gemm_nt_avx512,
         gemm_tn: gemm_tn_avx512,
         sigmoid: sigmoid_avx512,
@@ -310,7 +313,6 @@ mod x86 {
             d_weight: conv_d_weight_avx512,
             d_weight_compact: conv_d_weight_compact_avx512,
         }),
-        ..AVX2
     };
 
     // SAFETY (every wrapper below): reachable only through the table of its
@@ -347,6 +349,10 @@ mod x86 {
 
     fn dense10_d_input_avx512(batch: usize, d_y: &[f32], w: &[f32], d_x: &mut [f32]) {
         unsafe { dense10::avx512::d_input(batch, d_y, w, d_x) }
+    }
+
+    fn sigmoid_avx2(z: &mut [f32]) {
+        unsafe { sigmoid::avx2::sigmoid(z) }
     }
 
     fn sigmoid_avx512(z: &mut [f32]) {
