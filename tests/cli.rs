@@ -22,6 +22,38 @@ fn help_shows_the_report_defaults() {
     }
 }
 
+/// What a newcomer reads in the help and the errors: `--preset` is listed,
+/// `download` offers no `--download`, a negative value reaches the validator
+/// (which names the range), and `--top 0` is refused.
+#[test]
+fn help_and_errors_say_what_is_accepted() {
+    for args in [
+        &["train", "mlp", "--help"][..],
+        &["train", "cnn", "--help"],
+        &["sweep", "mlp", "--help"],
+    ] {
+        let help = stdout(&scratchnet(args));
+        assert!(
+            help.contains("--preset <NAME>") && help.contains("best-mlp"),
+            "{args:?}:\n{help}"
+        );
+    }
+    let help = stdout(&scratchnet(&["download", "--help"]));
+    assert!(!help.contains("--download"), "{help}");
+    for (args, want) in [
+        (
+            &["train", "mlp", "--lr", "-1"][..],
+            "must be a positive finite number, got -1",
+        ),
+        (&["download", "--timeout", "-5"], "above 0"),
+        (&["predict", "m", "i.png", "--top", "0"], "between 1 and 10"),
+    ] {
+        let o = scratchnet(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn bad_values_are_usage_errors_before_any_work() {
     for args in [
@@ -311,6 +343,17 @@ fn validation_split_keeps_the_best_model_and_stops_early() {
     ]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains(", validation 0."), "{}", stdout(&o));
+    // The header counts the samples that train, not the whole training set.
+    assert!(
+        !stdout(&o).contains("The number of training data: 60000"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("The number of validation data: "),
+        "{}",
+        stdout(&o)
+    );
     let history = scratchnet::run::read_history(&run.join("history.csv")).unwrap();
     let vals: Vec<f64> = history.iter().map(|r| r.validation_accuracy.unwrap()).collect();
     let best = vals.iter().cloned().fold(f64::MIN, f64::max);

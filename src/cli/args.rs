@@ -166,6 +166,10 @@ impl OptimArgs {
 /// Flags of every training command.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
+    /// A named set of flags expanded in place before the others: report, best-mlp or best-cnn
+    /// (`--preset NAME` first; flags after it override the preset's)
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
     /// Mini-batch size
     #[arg(long, default_value_t = 128, value_parser = batch_size)]
     pub batch_size: usize,

@@ -13,6 +13,7 @@ use super::output::warn_if_debug;
 use super::validate::{batch_size, positive};
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct BenchArgs {
     /// MLP hidden sizes to time, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "256")]

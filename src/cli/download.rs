@@ -12,6 +12,7 @@ use super::output::say;
 use super::validate::seconds;
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true, mut_arg("download", |a| a.hide(true)))]
 pub struct DownloadArgs {
     #[command(flatten)]
     data: DataArgs,

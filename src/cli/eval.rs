@@ -14,6 +14,7 @@ use super::output::say;
 use super::validate::batch_size;
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct EvalArgs {
     /// A run folder (holding model.safetensors) or a .safetensors file
     #[arg(value_name = "RUN_OR_MODEL")]

@@ -12,7 +12,13 @@ use scratchnet::layers::softmax_ce::softmax;
 use scratchnet::predict::{Invert, load_digit};
 use scratchnet::train::Runner;
 
+/// `--top`: 1 to 10 classes.
+fn top(s: &str) -> Result<usize, String> {
+    super::validate::bounded(s, 1, CLASSES)
+}
+
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct PredictArgs {
     /// A run folder (holding model.safetensors) or a .safetensors file
     #[arg(value_name = "RUN_OR_MODEL")]
@@ -21,7 +27,7 @@ pub struct PredictArgs {
     #[arg(value_name = "IMAGE", required = true)]
     images: Vec<PathBuf>,
     /// How many classes to show per image
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = top)]
     top: usize,
     /// Invert brightness first (auto: when the background is light)
     #[arg(long, value_enum, default_value_t = Invert::Auto)]
@@ -46,7 +52,7 @@ pub fn run(a: PredictArgs) -> Result<()> {
         order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]).then(i.cmp(&j)));
         let shown: Vec<String> = order
             .iter()
-            .take(a.top.max(1))
+            .take(a.top)
             .map(|&c| format!("{} ({:.3})", names[c], probs[c]))
             .collect();
         say!("{}: {}", image.display(), shown.join(", "));

@@ -22,6 +22,7 @@ use super::output::warn_if_debug;
 use super::sweep::{cnn_jobs, mlp_jobs, run_jobs};
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct ReproduceArgs {
     /// A smoke test: 2 MLP epochs and 1 CNN epoch instead of 100 and 5
     #[arg(long)]
@@ -174,7 +175,7 @@ fn report_markdown(
     if times.reused == 0 {
         let _ = writeln!(
             md,
-            "- total time: {} wall clock ({} of it in training epochs{seeds})",
+            "- total time: {} wall clock; training epochs summed over the runs (some side by side): {}{seeds}",
             format_duration(times.wall),
             format_duration(times.trained_seconds)
         );
@@ -207,8 +208,8 @@ fn report_markdown(
     let c = cnn.spec(7, 128, 0);
     let _ = writeln!(
         md,
-        "- MLP: 784 → H (sigmoid) → 10, {} epochs, lr {}, batch 128, loss {}, init N(0, {}²), inputs {}",
-        m.settings.epochs,
+        "- MLP: 784 → H (sigmoid) → 10, {}, lr {}, batch 128, loss {}, init N(0, {}²), inputs {}",
+        plural(m.settings.epochs, "epoch"),
         m.settings.lr,
         m.settings.reduction.name(),
         m.init_std,
@@ -216,12 +217,12 @@ fn report_markdown(
     );
     let _ = writeln!(
         md,
-        "- CNN: {} filter(s) K×K (no bias) → ReLU → 10, {} epochs, lr {}, batch 128, loss {}, He init, inputs {}",
+        "- CNN: {} filter(s) K×K (no bias) → ReLU → 10, {}, lr {}, batch 128, loss {}, He init, inputs {}",
         match c.model {
             ModelSpec::Cnn { filters, .. } => filters,
             ModelSpec::Mlp { .. } => 0,
         },
-        c.settings.epochs,
+        plural(c.settings.epochs, "epoch"),
         c.settings.lr,
         c.settings.reduction.name(),
         c.normalize.name()
@@ -240,4 +241,13 @@ fn report_markdown(
 
 fn num_cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// "1 epoch", "5 epochs".
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }

@@ -25,6 +25,7 @@ pub enum SweepCommand {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct SweepMlpArgs {
     /// Hidden sizes, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "32,64,128,256,512", value_parser = hidden, action = clap::ArgAction::Set)]
@@ -39,6 +40,7 @@ pub struct SweepMlpArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct SweepCnnArgs {
     /// Kernel sizes, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "3,5,7,9,11", value_parser = kernel_size, action = clap::ArgAction::Set)]
@@ -146,7 +148,10 @@ pub fn run(c: SweepCommand) -> Result<()> {
     let results = run_jobs(&jobs, !common.overwrite, &data, 1)?;
     let summaries = summarise(&results);
     write_sweep_outputs(&name, title, parameter, &summaries)?;
-    say!("\n{}", std::fs::read_to_string(name.join("results.md"))?);
+    // The table, without the figure links that only a markdown viewer shows.
+    let md = std::fs::read_to_string(name.join("results.md"))?;
+    let table: Vec<&str> = md.lines().filter(|l| !l.starts_with("![")).collect();
+    say!("\n{}", table.join("\n"));
     say!(
         "Wrote {}/results.md, results.csv, curves.png and curves.svg",
         name.display()

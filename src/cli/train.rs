@@ -45,6 +45,7 @@ pub enum TrainCommand {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct MlpArgs {
     /// Hidden units H
     #[arg(long, default_value_t = 256, value_parser = hidden)]
@@ -60,6 +61,7 @@ pub struct MlpArgs {
 
 /// The MLP's training settings (report defaults).
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct CnnArgs {
     /// Kernel side K (the convolution is valid, stride 1: output (29−K)×(29−K))
     #[arg(long, default_value_t = 7, value_parser = kernel_size)]
@@ -113,7 +115,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let run_dir = RunDir::create(&out, common.overwrite)?;
     let data = DataCache::new(&common.data)?.get(spec.normalize)?;
     print_header(&spec, threads, super::kernels()?.name(), &data, &out);
-    say!("The number of training data: {}", data.train.len());
+    let held = spec.settings.validation.min(data.train.len());
+    say!("The number of training data: {}", data.train.len() - held);
+    if held > 0 {
+        say!(
+            "The number of validation data: {held} (held out of the {} training images)",
+            data.train.len()
+        );
+    }
     say!("The number of testing data: {}", data.test.len());
     run_to_end(&spec, &data, &run_dir, common.checkpoint_every, None)
 }
