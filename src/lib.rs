@@ -54,9 +54,9 @@
 //!   same bits as the engine's MLP in the sample-sharded step on one thread.
 //!   The CNN's bits, and the textbook wing's, depend on the thread count (the
 //!   batch is cut into one shard per thread and the shards' sums are added).
-//! - Each kernel level gives bits of its own: `avx512`'s products use fused
-//!   multiply-adds, `avx512`'s and `avx2`'s σ a polynomial, and `avx512`'s
-//!   convolution other partial sums. The ten-output layer and the vector loops give
+//! - Each kernel level gives bits of its own: the `avx512` and `avx2`
+//!   products use fused multiply-adds and their σ a polynomial, and
+//!   `avx512`'s convolution sums other partial sums. The ten-output layer and the vector loops give
 //!   the same bits at every level. `reference` gives other bits again (general
 //!   products instead of the engine's). Different bits agree within rounding
 //!   (the engine-against-textbook tests state their tolerances).

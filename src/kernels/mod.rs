@@ -5,7 +5,7 @@
 //! | level      | what it uses                                                      |
 //! | ---------- | ----------------------------------------------------------------- |
 //! | `avx512`   | AVX-512F kernels for the products, σ, the ten-output layer and the convolution |
-//! | `avx2`     | an AVX2+FMA kernel for σ; AVX2 builds of the portable loops; products by `matrixmultiply` |
+//! | `avx2`     | AVX2+FMA kernels for the dense forward product and σ; AVX2 builds of the portable loops |
 //! | `neon`     | aarch64: the portable loops (NEON kernels are not written yet)     |
 //! | `portable` | plain Rust loops the compiler may vectorise; products by `matrixmultiply` |
 //!
@@ -288,6 +288,7 @@ mod x86 {
 
     pub(super) const AVX2: Kernels = Kernels {
         level: Level::Avx2,
+        gemm_nt: gemm_nt_avx2,
         sigmoid: sigmoid_avx2,
         axpy: axpy_avx2,
         dot: dot_avx2,
@@ -353,6 +354,22 @@ mod x86 {
 
     fn sigmoid_avx2(z: &mut [f32]) {
         unsafe { sigmoid::avx2::sigmoid(z) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_nt_avx2(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        check_nt(m, n, k, a, lda, b, ldb, c, ldc);
+        unsafe { gemm::avx2::gemm_nt(m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
     }
 
     fn sigmoid_avx512(z: &mut [f32]) {

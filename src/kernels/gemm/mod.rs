@@ -5,11 +5,14 @@
 //! tn (∂W)        C[i, j]  = Σ_p A[p, i] · B[p, j]     A [p, m]  B [p, n]  (δᵀ·X)
 //! ```
 //! The portable level uses the textbook's products (`linalg::gemm_nt`,
-//! `linalg::gemm_tn`); the AVX-512 kernels (`avx512.rs`) read their operands
+//! `linalg::gemm_tn`); the AVX-512 kernels (`avx512.rs`) and the AVX2 forward
+//! product (`avx2.rs`) read their operands
 //! where they lie. Both check their operands' extents first, and both sum
 //! each element in an order that does not depend on how the product is cut
 //! into blocks of rows or columns (tested below against f64 sums, and cut).
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 
