@@ -141,6 +141,10 @@ fn gradcheck_passes() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn cnn_trains_to_88_percent_in_one_epoch_and_eval_reproduces_it() {
     let Some(mnist) = common::mnist_dir("cnn_trains_to_88_percent_in_one_epoch_and_eval_reproduces_it")
     else {
@@ -184,6 +188,10 @@ fn cnn_trains_to_88_percent_in_one_epoch_and_eval_reproduces_it() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn mlp_trains_to_95_percent_in_two_epochs_and_eval_reproduces_it() {
     let Some(mnist) = common::mnist_dir("mlp_trains_to_95_percent_in_two_epochs_and_eval_reproduces_it")
     else {
@@ -311,6 +319,10 @@ fn eval_of_a_missing_or_broken_model_is_a_clear_error() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn validation_split_keeps_the_best_model_and_stops_early() {
     let Some(mnist) = common::mnist_dir("validation_split_keeps_the_best_model_and_stops_early") else {
         return;
@@ -376,6 +388,10 @@ fn validation_split_keeps_the_best_model_and_stops_early() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn a_batch_larger_than_the_training_set_is_refused() {
     let Some(mnist) = common::mnist_dir("a_batch_larger_than_the_training_set_is_refused") else {
         return;
@@ -400,6 +416,10 @@ fn a_batch_larger_than_the_training_set_is_refused() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn presets_load_and_train_for_one_epoch() {
     let Some(mnist) = common::mnist_dir("presets_load_and_train_for_one_epoch") else {
         return;

@@ -107,6 +107,10 @@ fn leftovers(dir: &Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn bad_mirrors_are_skipped_and_nothing_partial_is_left() {
     let Some(mnist) = common::mnist_dir("bad_mirrors_are_skipped_and_nothing_partial_is_left") else {
         return;
@@ -156,6 +160,10 @@ fn bad_mirrors_are_skipped_and_nothing_partial_is_left() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn when_every_mirror_fails_no_file_is_written() {
     let Some(mnist) = common::mnist_dir("when_every_mirror_fails_no_file_is_written") else {
         return;
@@ -178,6 +186,10 @@ fn when_every_mirror_fails_no_file_is_written() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn an_invalid_existing_file_is_replaced() {
     let Some(mnist) = common::mnist_dir("an_invalid_existing_file_is_replaced") else {
         return;
@@ -207,6 +219,10 @@ fn an_invalid_existing_file_is_replaced() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn cli_downloads_with_mirror_flags_and_environment() {
     let Some(mnist) = common::mnist_dir("cli_downloads_with_mirror_flags_and_environment") else {
         return;
@@ -271,6 +287,10 @@ fn cli_downloads_with_mirror_flags_and_environment() {
 /// readable by everyone (0644); stale temporary files of killed downloads
 /// are removed by a later success.
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn deadlines_permissions_and_stale_parts() {
     use std::os::unix::fs::PermissionsExt;
     let Some(mnist) = common::mnist_dir("deadlines_permissions_and_stale_parts") else {

@@ -5,6 +5,10 @@ mod common;
 use common::{scratchnet, stderr, stdout};
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn reproduce_quick_writes_the_report_folder() {
     let Some(mnist) = common::mnist_dir("reproduce_quick_writes_the_report_folder") else {
         return;
@@ -65,6 +69,10 @@ fn reproduce_quick_writes_the_report_folder() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn an_interrupted_sweep_continues_where_it_stopped() {
     let Some(mnist) = common::mnist_dir("an_interrupted_sweep_continues_where_it_stopped") else {
         return;
@@ -117,6 +125,10 @@ fn an_interrupted_sweep_continues_where_it_stopped() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn a_later_list_flag_replaces_the_presets_list() {
     let Some(mnist) = common::mnist_dir("a_later_list_flag_replaces_the_presets_list") else {
         return;
@@ -169,6 +181,10 @@ fn history_values(path: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn mlp_runs_side_by_side_give_the_same_results_as_one_after_another() {
     let Some(mnist) = common::mnist_dir("mlp_runs_side_by_side_give_the_same_results_as_one_after_another")
     else {

@@ -331,6 +331,10 @@ fn train_args<'a>(data: &'a str, out: &'a str, epochs: &'a str) -> Vec<&'a str> 
 /// Two `train` processes on one folder: one of them is refused, and the
 /// folder holds one run's files, consistent with each other.
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn a_run_folder_has_one_writer() {
     let Some(data) = mnist("a_run_folder_has_one_writer") else {
         return;
@@ -366,6 +370,10 @@ fn a_run_folder_has_one_writer() {
 /// A failed write of the run's files stops training at once with advice;
 /// nothing is left half-written.
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn a_failed_write_stops_training_at_the_first_epoch() {
     let Some(data) = mnist("a_failed_write_stops_training_at_the_first_epoch") else {
         return;
@@ -386,6 +394,10 @@ fn a_failed_write_stops_training_at_the_first_epoch() {
 
 /// A closed standard output is the end of the output, not of the run.
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn a_closed_stdout_does_not_stop_training() {
     let Some(data) = mnist("a_closed_stdout_does_not_stop_training") else {
         return;
@@ -408,6 +420,10 @@ fn a_closed_stdout_does_not_stop_training() {
 
 /// Paths that are not UTF-8 work end to end.
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn a_non_utf8_output_path_works() {
     use std::os::unix::ffi::OsStrExt;
     let Some(data) = mnist("a_non_utf8_output_path_works") else {
@@ -461,6 +477,10 @@ fn interrupted_run(data: &str, root: &Path, name: &str, extra: &[&str]) -> PathB
 
 /// A hand-edited config.json or resume state is checked exactly as the command line is.
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn a_tampered_run_folder_is_refused_on_resume() {
     let Some(data) = mnist("a_tampered_run_folder_is_refused_on_resume") else {
         return;
@@ -506,6 +526,10 @@ fn a_tampered_run_folder_is_refused_on_resume() {
 
 /// A run trained with --skip-checksum on modified data can be resumed with it.
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn a_run_on_modified_data_resumes_with_skip_checksum() {
     let Some(data) = mnist("a_run_on_modified_data_resumes_with_skip_checksum") else {
         return;
@@ -551,6 +575,10 @@ fn a_run_on_modified_data_resumes_with_skip_checksum() {
 /// A sweep killed during a run continues that run from its checkpoint, and
 /// repeated seeds or values run once.
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn sweeps_resume_killed_runs_and_run_repeated_values_once() {
     let Some(data) = mnist("sweeps_resume_killed_runs_and_run_repeated_values_once") else {
         return;
@@ -765,6 +793,10 @@ fn the_command_line_never_panics_on_generated_values() {
 /// Resuming from generated edits of config.json and of the resume state
 /// ends with exit 0, 1 or 2, never a panic or an abort.
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn resuming_never_panics_on_generated_run_folders() {
     let Some(data) = mnist("resuming_never_panics_on_generated_run_folders") else {
         return;

@@ -6,6 +6,10 @@ use scratchnet::data::batches::{Normalize, Samples};
 use scratchnet::data::mnist::{Dataset, Split, Verify, load_split};
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn real_mnist_has_the_official_counts_checksums_and_statistics() {
     let Some(dir) = common::mnist_dir("real_mnist_has_the_official_counts_checksums_and_statistics") else {
         return;
@@ -42,6 +46,10 @@ fn real_mnist_has_the_official_counts_checksums_and_statistics() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn data_command_summarises_the_folder() {
     let Some(dir) = common::mnist_dir("data_command_summarises_the_folder") else {
         return;

@@ -54,6 +54,10 @@ fn history(run: &Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn interrupted_runs_resume_bit_identically() {
     let Some(mnist) = common::mnist_dir("interrupted_runs_resume_bit_identically") else {
         return;
@@ -130,6 +134,10 @@ fn interrupted_runs_resume_bit_identically() {
 }
 
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn a_diverging_run_stops_with_advice_and_keeps_its_files() {
     let Some(mnist) = common::mnist_dir("a_diverging_run_stops_with_advice_and_keeps_its_files") else {
         return;
@@ -187,6 +195,10 @@ fn resume_of_a_folder_without_a_run_is_a_clear_error() {
 /// Killing a run at arbitrary moments (SIGKILL: no chance to clean up) never
 /// leaves a half-written file under a final name.
 #[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
 fn killed_writers_leave_only_complete_files() {
     let Some(mnist) = common::mnist_dir("killed_writers_leave_only_complete_files") else {
         return;

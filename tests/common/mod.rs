@@ -4,28 +4,28 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// The folder holding real MNIST (`$SCRATCHNET_DATA_DIR/mnist`), or `None`
-/// after saying the test is skipped. With `SCRATCHNET_REQUIRE_DATA=1` (as in
-/// CI) missing data fails the test instead.
+/// The folder holding real MNIST, found where the command line finds it
+/// (`$SCRATCHNET_DATA_DIR/mnist`, else the user cache's `scratchnet/mnist`),
+/// or `None` after saying the test is skipped. Such tests are also marked
+/// ignored when the build found no data (`build.rs`), so that the summary
+/// counts them. With `SCRATCHNET_REQUIRE_DATA=1` (as in CI) missing data
+/// fails the test instead.
 pub fn mnist_dir(test: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("SCRATCHNET_DATA_DIR").map(PathBuf::from);
-    let dir = root.map(|r| r.join("mnist"));
-    let present = dir.as_ref().is_some_and(|d| {
-        ["train-images", "train-labels", "t10k-images", "t10k-labels"]
-            .iter()
-            .all(|stem| {
-                std::fs::read_dir(d)
-                    .map(|mut it| {
-                        it.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(stem)))
-                    })
-                    .unwrap_or(false)
-            })
-    });
+    let dir = scratchnet::data::mnist::Dataset::Mnist.resolve_dir(None);
+    let present = ["train-images", "train-labels", "t10k-images", "t10k-labels"]
+        .iter()
+        .all(|stem| {
+            std::fs::read_dir(&dir)
+                .map(|mut it| it.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(stem))))
+                .unwrap_or(false)
+        });
     if present {
-        return dir;
+        return Some(dir);
     }
     let why = format!(
-        "{test}: real MNIST not found (set SCRATCHNET_DATA_DIR to a folder whose mnist/ holds the four IDX files; looked in {dir:?})"
+        "{test}: real MNIST not found in {} (set SCRATCHNET_DATA_DIR to a folder whose mnist/ holds the four \
+         IDX files, or run `scratchnet download`)",
+        dir.display()
     );
     if std::env::var("SCRATCHNET_REQUIRE_DATA").is_ok_and(|v| v == "1") {
         panic!("{why}, and SCRATCHNET_REQUIRE_DATA=1 requires it");

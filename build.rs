@@ -1,0 +1,41 @@
+//! Sets `cfg(mnist_data)` when real MNIST is where the command line looks for
+//! it (`$SCRATCHNET_DATA_DIR/mnist`, else the user cache's `scratchnet/mnist`),
+//! or when `SCRATCHNET_REQUIRE_DATA=1` asks for it: the tests that need the
+//! data are otherwise marked ignored, so that the test summary counts them.
+
+use std::path::{Path, PathBuf};
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(mnist_data)");
+    println!("cargo::rerun-if-env-changed=SCRATCHNET_DATA_DIR");
+    println!("cargo::rerun-if-env-changed=SCRATCHNET_REQUIRE_DATA");
+    println!("cargo::rerun-if-changed=build.rs");
+    let root = match std::env::var_os("SCRATCHNET_DATA_DIR") {
+        Some(r) if !r.is_empty() => PathBuf::from(r),
+        _ => dirs::cache_dir()
+            .unwrap_or_else(|| PathBuf::from(".cache"))
+            .join("scratchnet"),
+    };
+    let dir = root.join("mnist");
+    // Rerun when the folder (or, while it is missing, its nearest parent) changes.
+    let watched = dir.ancestors().find(|p| p.exists()).unwrap_or(Path::new("."));
+    println!("cargo::rerun-if-changed={}", watched.display());
+    let required = std::env::var("SCRATCHNET_REQUIRE_DATA").is_ok_and(|v| v == "1");
+    if required || has_mnist(&dir) {
+        println!("cargo::rustc-cfg=mnist_data");
+    }
+}
+
+/// Whether `dir` holds a file for each of the four MNIST stems.
+fn has_mnist(dir: &Path) -> bool {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ["train-images", "train-labels", "t10k-images", "t10k-labels"]
+        .iter()
+        .all(|stem| names.iter().any(|n| n.starts_with(stem)))
+}
