@@ -233,3 +233,36 @@ fn killed_writers_leave_only_complete_files() {
         }
     }
 }
+
+/// A learning rate so large that the loss explodes without becoming infinite
+/// stops the run with the same advice as a NaN.
+#[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
+fn an_exploding_loss_stops_the_run_with_advice() {
+    let Some(mnist) = common::mnist_dir("an_exploding_loss_stops_the_run_with_advice") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = scratchnet(&[
+        "train",
+        "mlp",
+        "--hidden",
+        "32",
+        "--epochs",
+        "3",
+        "--lr",
+        "100",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("diverged") && err.contains("try --lr 1e1"), "{err}");
+    assert!(!out.join("model.safetensors").exists());
+}

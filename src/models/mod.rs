@@ -121,6 +121,16 @@ pub enum Net {
     Cnn(Cnn),
 }
 
+impl Net {
+    /// The number of classes it predicts.
+    pub fn classes(&self) -> usize {
+        match self {
+            Net::Mlp(m) => m.classes,
+            Net::Cnn(c) => c.classes,
+        }
+    }
+}
+
 impl ModelSpec {
     /// The report's MLP with `hidden` sigmoid units on MNIST-sized inputs.
     pub fn mlp(hidden: usize) -> Self {

@@ -200,7 +200,8 @@ pub enum Outcome {
     Interrupted(Vec<EpochRecord>, Position),
 }
 
-/// Training stopped because the loss stopped being finite.
+/// Training stopped because the loss stopped being finite, or exploded, or
+/// rose above chance level while the accuracy stayed at chance ([`diverging`]).
 #[derive(Debug, thiserror::Error)]
 #[error(
     "training diverged: the loss became {loss} at epoch {epoch}, batch {batch}. \
@@ -212,6 +213,17 @@ pub struct Diverged {
     pub loss: f64,
     pub lr: f32,
     pub suggestion: f32,
+}
+
+/// Whether an epoch's mean training loss and accuracy show a run that
+/// diverged without the loss becoming infinite: a loss a hundred times that
+/// of a uniform guess (ln C), or a loss above 1.5·ln C while the accuracy
+/// stays at chance (below 1.5/C). A run that merely learns slowly sits near
+/// ln C and is not stopped.
+pub fn diverging(train_loss: f64, train_accuracy: f64, classes: usize) -> bool {
+    let uniform = (classes.max(2) as f64).ln();
+    let chance = 1.0 / classes.max(2) as f64;
+    train_loss > 100.0 * uniform || (train_loss > 1.5 * uniform && train_accuracy < 1.5 * chance)
 }
 
 /// Fresh parameters for `net` from `seed`.
@@ -342,12 +354,22 @@ pub fn train_from(
             }
         }
         let seconds = seconds_before + started.elapsed().as_secs_f64();
+        let (train_loss, train_accuracy) = (loss_sum / total as f64, acc_sum / total as f64);
+        if diverging(train_loss, train_accuracy, runner.net.classes()) {
+            return Err(Diverged {
+                epoch,
+                batch: total,
+                loss: train_loss,
+                lr: settings.lr,
+                suggestion: settings.lr / 10.0,
+            });
+        }
         let test_accuracy = runner.evaluate(params, test, per_shard).accuracy();
         let validation_accuracy = validation.map(|v| runner.evaluate(params, v, per_shard).accuracy());
         let record = EpochRecord {
             epoch,
-            train_loss: loss_sum / total as f64,
-            train_accuracy: acc_sum / total as f64,
+            train_loss,
+            train_accuracy,
             test_accuracy,
             seconds,
             validation_accuracy,

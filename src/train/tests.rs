@@ -285,3 +285,14 @@ fn thread_counts_change_the_bits_only_where_the_contract_says() {
         assert!(err.contains(level.name()), "{err}");
     }
 }
+
+/// A loss that explodes, or that rises above a uniform guess's while the
+/// accuracy sits at chance, is divergence; a run that learns slowly is not.
+#[test]
+fn divergence_is_an_exploding_loss_or_a_loss_above_chance_at_chance_accuracy() {
+    assert!(diverging(365_463.0, 0.30, 10));
+    assert!(diverging(4.0, 0.098, 10));
+    assert!(!diverging(2.31, 0.098, 10), "a slow start near ln 10");
+    assert!(!diverging(4.0, 0.6, 10), "a high loss while learning");
+    assert!(!diverging(0.3, 0.9, 10));
+}
