@@ -2,6 +2,35 @@
 
 use crate::data::mnist::CLASSES;
 
+/// The 95 % Wilson score interval of a proportion of `k` successes in `n`
+/// trials: (p̂ + z²/2n ± z·√(p̂(1 − p̂)/n + z²/4n²)) / (1 + z²/n), z = 1.96.
+/// Unlike p̂ ± z·√(p̂(1 − p̂)/n) it stays inside [0, 1] and is not empty at
+/// p̂ = 0 or 1. (0, 1) for n = 0.
+pub fn wilson_interval(k: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    const Z: f64 = 1.959_963_984_540_054;
+    let (n, p) = (n as f64, k as f64 / n as f64);
+    let d = 1.0 + Z * Z / n;
+    let centre = (p + Z * Z / (2.0 * n)) / d;
+    let half = Z * (p * (1.0 - p) / n + Z * Z / (4.0 * n * n)).sqrt() / d;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// `n` with a comma between thousands: 10,000.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Counts of (true class, predicted class) over a data set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Confusion {
@@ -71,6 +100,23 @@ impl Confusion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Golden values from the formula evaluated in f64 by hand (Python).
+    #[test]
+    fn wilson_interval_matches_golden_values() {
+        let close = |(a, b): (f64, f64), (x, y): (f64, f64)| (a - x).abs() < 1e-12 && (b - y).abs() < 1e-12;
+        assert!(close(
+            wilson_interval(9906, 10000),
+            (0.988_511_309_046_938_6, 0.992_311_911_751_753_6)
+        ));
+        assert!(close(wilson_interval(0, 10), (0.0, 0.277_532_799_862_889_2)));
+        assert!(close(wilson_interval(10, 10), (0.722_467_200_137_110_7, 1.0)));
+        assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
+        assert_eq!(thousands(9906), "9,906");
+        assert_eq!(thousands(10000), "10,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 
     #[test]
     fn accuracy_and_per_class() {

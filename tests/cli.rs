@@ -249,6 +249,27 @@ fn mlp_trains_to_95_percent_in_two_epochs_and_eval_reproduces_it() {
         out.contains("per-class accuracy") && out.contains("confusion matrix"),
         "{out}"
     );
+    // The count and its 95 % Wilson interval, which holds the accuracy.
+    let k = (trained * 10_000.0).round() as usize;
+    let count = format!(
+        "{},{:03} / 10,000 correct; 95 % interval (Wilson score) ",
+        k / 1000,
+        k % 1000
+    );
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&count))
+        .unwrap_or_else(|| panic!("{count} in {out}"));
+    let bounds: Vec<f64> = line[count.len()..]
+        .trim_end_matches(" %")
+        .split('–')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(
+        bounds[0] < 100.0 * trained && 100.0 * trained < bounds[1],
+        "{line}"
+    );
+    assert!(bounds[1] - bounds[0] < 1.2, "{line}");
 
     // predict on a PNG of the first test image agrees with the model's own argmax on it.
     let test = scratchnet::data::mnist::load_split(

@@ -7,6 +7,7 @@ use clap::Args;
 use scratchnet::data::batches::Samples;
 use scratchnet::data::mnist::{CLASSES, FileKind, SIDE, Split, load_split};
 use scratchnet::kernels::Choice;
+use scratchnet::metrics::{thousands, wilson_interval};
 use scratchnet::train::{Runner, check_memory};
 
 use super::DataArgs;
@@ -54,6 +55,15 @@ pub fn run(mut a: EvalArgs) -> Result<()> {
         ckpt.normalize.name()
     );
     say!("Test Accuracy: {:.4}", confusion.accuracy());
+    let (k, n) = (confusion.correct(), confusion.total());
+    let (lo, hi) = wilson_interval(k, n);
+    say!(
+        "{} / {} correct; 95 % interval (Wilson score) {:.2}–{:.2} %",
+        thousands(k),
+        thousands(n),
+        100.0 * lo,
+        100.0 * hi
+    );
     let names = ckpt.dataset.class_names();
     say!("\nper-class accuracy:");
     for (i, acc) in confusion.per_class_accuracy().iter().enumerate() {
