@@ -28,7 +28,7 @@
 //! Imports point down the map only: nothing imports a module above it and
 //! there are no cycles; `kernels` imports only `linalg`. Beside the chain:
 //! [`data`] (MNIST files, normalisation, batches), [`checkpoint`] and
-//! [`atomic`] (files written atomically), [`metrics`], [`plot`], [`predict`]
+//! [`atomic`] (files written atomically), [`metrics`], [`plot`], [`prepare`]
 //! (preparing a digit image), [`gradcheck`], [`bench`](mod@bench), [`rng`].
 //!
 //! ## The reader's path
@@ -79,7 +79,7 @@ pub mod models;
 pub mod optim;
 pub mod params;
 pub mod plot;
-pub mod predict;
+pub mod prepare;
 pub mod rng;
 pub mod run;
 pub mod sweep;

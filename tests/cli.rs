@@ -271,7 +271,8 @@ fn mlp_trains_to_95_percent_in_two_epochs_and_eval_reproduces_it() {
     );
     assert!(bounds[1] - bounds[0] < 1.2, "{line}");
 
-    // predict on a PNG of the first test image agrees with the model's own argmax on it.
+    // predict on a PNG of the first test image agrees with the model's own
+    // argmax on the prepared image it saves.
     let test = scratchnet::data::mnist::load_split(
         &mnist,
         scratchnet::data::mnist::Dataset::Mnist,
@@ -284,8 +285,23 @@ fn mlp_trains_to_95_percent_in_two_epochs_and_eval_reproduces_it() {
         .unwrap()
         .save(&png)
         .unwrap();
+    let prepared_dir = runs.path().join("prepared");
+    let o = scratchnet(&[
+        "predict",
+        run_s,
+        png.to_str().unwrap(),
+        "--top",
+        "2",
+        "--save-prepared",
+        prepared_dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let prepared = image::open(prepared_dir.join("digit.prepared.png"))
+        .unwrap()
+        .to_luma8();
+    assert_eq!(prepared.dimensions(), (28, 28));
     let table = scratchnet::data::batches::Normalize::Standard.table();
-    let x: Vec<f32> = test.pixels[..784].iter().map(|&p| table[p as usize]).collect();
+    let x: Vec<f32> = prepared.as_raw().iter().map(|&p| table[p as usize]).collect();
     let net = match ckpt.spec.build() {
         scratchnet::models::Net::Mlp(n) => n,
         other => panic!("{other:?}"),
@@ -293,22 +309,38 @@ fn mlp_trains_to_95_percent_in_two_epochs_and_eval_reproduces_it() {
     use scratchnet::models::Network;
     let logits = net.forward(&ckpt.params, &x, 1, &mut net.workspace(1)).to_vec();
     let want = scratchnet::layers::softmax_ce::argmax(&logits);
-    let o = scratchnet(&["predict", run_s, png.to_str().unwrap(), "--top", "2"]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let line = stdout(&o);
     assert!(
         line.starts_with(&format!("{}: {want} (", png.display())),
         "{line} (expected {want})"
     );
     assert_eq!(line.matches('(').count(), 2, "{line}");
-    // Errors name the file.
+    // A blank image has no digit; a file that cannot be read is reported
+    // and the others are still answered, with exit 1 at the end.
+    let blank = runs.path().join("blank.png");
+    image::GrayImage::from_pixel(64, 64, image::Luma([255]))
+        .save(&blank)
+        .unwrap();
+    let missing = runs.path().join("missing.png");
     let o = scratchnet(&[
         "predict",
         run_s,
-        runs.path().join("missing.png").to_str().unwrap(),
+        missing.to_str().unwrap(),
+        blank.to_str().unwrap(),
+        png.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("missing.png"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("missing.png") && stderr(&o).contains("1 of 3 images"),
+        "{}",
+        stderr(&o)
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("{}: no digit found", blank.display())),
+        "{out}"
+    );
+    assert!(out.contains(&format!("{}: {want} (", png.display())), "{out}");
     let bogus = runs.path().join("bogus.png");
     std::fs::write(&bogus, b"<html>").unwrap();
     let o = scratchnet(&["predict", run_s, bogus.to_str().unwrap()]);
