@@ -531,3 +531,86 @@ fn presets_load_and_train_for_one_epoch() {
         stderr(&o)
     );
 }
+
+/// The data folder given one level off is answered with "did you mean";
+/// a dataset asked for but not the model's is named as ignored; another
+/// dataset's valid file is not called corrupt.
+#[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
+fn data_folders_one_level_off_get_did_you_mean() {
+    let Some(mnist) = common::mnist_dir("data_folders_one_level_off_get_did_you_mean") else {
+        return;
+    };
+    let root = mnist.parent().unwrap();
+    // --data-dir at the parent of mnist/.
+    let o = scratchnet(&["data", "--data-dir", root.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let want = format!("Did you mean {}?", mnist.display());
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("--data-dir {}", mnist.display())),
+        "{}",
+        stderr(&o)
+    );
+    // SCRATCHNET_DATA_DIR at mnist/ itself (it names the folder above).
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_scratchnet"))
+        .arg("data")
+        .env("SCRATCHNET_DATA_DIR", &mnist)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("SCRATCHNET_DATA_DIR={}", root.display())),
+        "{}",
+        stderr(&o)
+    );
+    // MNIST's files read as Fashion-MNIST: a valid copy of MNIST, not to be deleted.
+    let o = scratchnet(&[
+        "data",
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("valid copy of the MNIST") && !e.contains("Delete"),
+        "{e}"
+    );
+    // eval --dataset other than the model's: a note says which is used.
+    let runs = tempfile::tempdir().unwrap();
+    let run = runs.path().join("r");
+    let o = scratchnet(&[
+        "train",
+        "mlp",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = scratchnet(&[
+        "eval",
+        run.to_str().unwrap(),
+        "--dataset",
+        "fashion-mnist",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--dataset fashion-mnist ignored")
+            && stderr(&o).contains("evaluated on the MNIST test set"),
+        "{}",
+        stderr(&o)
+    );
+}

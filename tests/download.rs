@@ -333,3 +333,41 @@ fn deadlines_permissions_and_stale_parts() {
         assert_eq!(mode & 0o777, 0o644, "{}", kind.gz_name());
     }
 }
+
+/// Offline: every mirror refuses. The failures are printed once (in the
+/// error, not also on stdout) and the error says what to do without internet.
+#[test]
+fn offline_downloads_say_what_to_do() {
+    // A port that was free a moment ago: connections to it are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = tempfile::tempdir().unwrap();
+    let dir = target.path().join("mnist");
+    let o = common::scratchnet(&[
+        "train",
+        "mlp",
+        "--download",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--mirror",
+        &format!("http://127.0.0.1:{port}/a/"),
+        "--mirror",
+        &format!("http://127.0.0.1:{port}/b/"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let (out, err) = (common::stdout(&o), common::stderr(&o));
+    assert!(!out.contains("127.0.0.1"), "failures repeated on stdout:\n{out}");
+    assert_eq!(err.matches(&format!("127.0.0.1:{port}/a/")).count(), 1, "{err}");
+    for want in [
+        "Without internet access",
+        "--mirror URL",
+        "t10k-labels-idx1-ubyte.gz",
+        "--data-dir",
+    ] {
+        assert!(err.contains(want), "{want} missing in:\n{err}");
+    }
+    assert!(err.contains(&format!("into {}", dir.display())), "{err}");
+}

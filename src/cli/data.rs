@@ -16,10 +16,10 @@ pub struct DataSummaryArgs {
 pub fn run(a: DataSummaryArgs) -> Result<()> {
     let dir = a.data.dir();
     super::dataset::ensure_data(&a.data)?;
-    say!("{} in {}", a.data.dataset.display_name(), dir.display());
+    say!("{} in {}", a.data.dataset().display_name(), dir.display());
     for split in [Split::Train, Split::Test] {
-        let raw = load_split(&dir, a.data.dataset, split, a.data.verify())?;
-        print_split(a.data.dataset, split, &raw, a.data.skip_checksum);
+        let raw = load_split(&dir, a.data.dataset(), split, a.data.verify())?;
+        print_split(a.data.dataset(), split, &raw, a.data.skip_checksum);
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub fn ensure_files(data: &DataArgs, kinds: &[FileKind]) -> Result<()> {
             super::download::fetch(data, Duration::from_secs(30), Duration::from_secs(300), false)?;
         } else {
             for &k in kinds {
-                require(&dir, data.dataset, k)?;
+                require(&dir, data.dataset(), k)?;
             }
         }
     }
@@ -47,8 +47,8 @@ impl DataCache {
         let dir = args.dir();
         Ok(DataCache {
             args: args.clone(),
-            train: load_split(&dir, args.dataset, Split::Train, args.verify())?,
-            test: load_split(&dir, args.dataset, Split::Test, args.verify())?,
+            train: load_split(&dir, args.dataset(), Split::Train, args.verify())?,
+            test: load_split(&dir, args.dataset(), Split::Test, args.verify())?,
             normalised: Mutex::new(Vec::new()),
         })
     }
@@ -62,7 +62,7 @@ impl DataCache {
             return Ok(d.clone());
         }
         let d = Arc::new(Data {
-            dataset: self.args.dataset,
+            dataset: self.args.dataset(),
             dir: self.args.dir(),
             normalize,
             train: Samples::from_raw(&self.train, normalize),

@@ -46,8 +46,8 @@ pub fn fetch(data: &DataArgs, timeout: Duration, deadline: Duration, force: bool
         force,
         progress: std::io::stderr().is_terminal(),
     };
-    say!("{} into {}", data.dataset.display_name(), dir.display());
-    let outcomes = download_dataset(data.dataset, &dir, &opts, |line| say!("{line}"))?;
+    say!("{} into {}", data.dataset().display_name(), dir.display());
+    let outcomes = download_dataset(data.dataset(), &dir, &opts, |line| say!("{line}"))?;
     let fetched = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Downloaded { .. }))

@@ -33,7 +33,16 @@ pub struct EvalArgs {
 pub fn run(mut a: EvalArgs) -> Result<()> {
     let threads = super::set_threads(a.threads)?;
     let (path, ckpt) = super::load_model(&a.model)?;
-    a.data.dataset = ckpt.dataset;
+    if let Some(asked) = a.data.chosen.filter(|&d| d != ckpt.dataset) {
+        eprintln!(
+            "note: --dataset {} ignored: {} was trained on {}, so it is evaluated on the {} test set",
+            asked.dir_name(),
+            path.display(),
+            ckpt.dataset.display_name(),
+            ckpt.dataset.display_name()
+        );
+    }
+    a.data.chosen = Some(ckpt.dataset);
     // Evaluation needs only the test files.
     let test_files = [FileKind::TestImages, FileKind::TestLabels];
     super::dataset::ensure_files(&a.data, &test_files)?;

@@ -67,9 +67,9 @@ enum Command {
 /// Which data and where it is: shared by every command that reads data.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Dataset
-    #[arg(long, value_enum, default_value_t = Dataset::Mnist)]
-    pub dataset: Dataset,
+    /// Dataset [default: mnist; for eval, the model's]
+    #[arg(long = "dataset", value_enum, value_name = "DATASET")]
+    pub chosen: Option<Dataset>,
     /// Folder holding the dataset's four IDX files (default: $SCRATCHNET_DATA_DIR/<dataset>, else the user cache)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -85,8 +85,13 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The dataset: `--dataset`, else MNIST.
+    pub fn dataset(&self) -> Dataset {
+        self.chosen.unwrap_or(Dataset::Mnist)
+    }
+
     pub fn dir(&self) -> PathBuf {
-        self.dataset.resolve_dir(self.data_dir.as_deref())
+        self.dataset().resolve_dir(self.data_dir.as_deref())
     }
 
     pub fn verify(&self) -> Verify {
@@ -99,7 +104,7 @@ impl DataArgs {
 
     pub fn mirrors(&self) -> Vec<String> {
         if self.mirrors.is_empty() {
-            self.dataset.mirrors().iter().map(|s| s.to_string()).collect()
+            self.dataset().mirrors().iter().map(|s| s.to_string()).collect()
         } else {
             self.mirrors.clone()
         }

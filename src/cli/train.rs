@@ -137,7 +137,7 @@ fn resume(run: &std::path::Path, data_dir: Option<PathBuf>, skip_checksum: bool)
     let threads = super::set_threads(state.threads)?;
     let spec = config.spec;
     let args = DataArgs {
-        dataset: config.dataset,
+        chosen: Some(config.dataset),
         data_dir: Some(data_dir.unwrap_or(config.data_dir.clone())),
         download: false,
         skip_checksum,

@@ -93,7 +93,7 @@ fn download_file(
 ) -> Result<(PathBuf, String)> {
     let name = kind.gz_name();
     let target = dir.join(&name);
-    let mut failures = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
     for mirror in &opts.mirrors {
         let url = join_url(mirror, &name);
         match fetch_verified(agent, &url, dataset, kind, dir, opts) {
@@ -105,24 +105,32 @@ fn download_file(
                     format!("{}: cannot rename the download into place", target.display())
                 })?;
                 remove_stale_parts(dir);
+                for f in &failures {
+                    log(&format!("{} (skipped: failed)", f.trim_start()));
+                }
                 log(&format!(
                     "{}: downloaded from {url}, checksum OK",
                     target.display()
                 ));
                 return Ok((target, url));
             }
-            Err(e) => {
-                log(&format!("{url}: {e:#}"));
-                failures.push(format!("  {url}: {e:#}"));
-            }
+            Err(e) => failures.push(format!("  {url}: {e:#}")),
         }
     }
+    let names: Vec<String> = FileKind::ALL.iter().map(|k| k.gz_name()).collect();
     bail!(
-        "could not download {} {} ({name}) from any mirror:\n{}\nNothing was written under {}.",
+        "could not download {} {} ({name}) from any mirror:\n{}\n\
+         Nothing was written under {}.\n\
+         Without internet access, either:\n\
+         \x20 - pass --mirror URL for a server that has the files (repeatable),\n\
+         \x20 - copy the four files ({}; gzipped or not) into {}, or\n\
+         \x20 - point --data-dir at a folder that already holds them.",
         dataset.display_name(),
         kind.describe(),
         failures.join("\n"),
-        target.display()
+        target.display(),
+        names.join(", "),
+        dir.display()
     )
 }
 

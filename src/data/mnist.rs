@@ -218,9 +218,10 @@ pub fn locate(dir: &Path, kind: FileKind) -> Option<PathBuf> {
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error(
-        "{dataset} {what} not found in {dir} (looked for {names}).\n\
+        "{dataset} {what} not found in {dir} (looked for {names}).{hint}\n\
          Get the data with `scratchnet download{dataset_flag}`, or pass --download to fetch it now, \
-         or point --data-dir (or ${env}) at a folder that holds it.",
+         or point --data-dir at the folder that holds the four files \
+         (or ${env} at the folder above its {sub}/).",
         dir = dir.display(),
         env = DATA_DIR_ENV
     )]
@@ -230,12 +231,14 @@ pub enum DataError {
         what: &'static str,
         dir: PathBuf,
         names: String,
+        /// "Did you mean …" when the files are one level off.
+        hint: String,
+        sub: &'static str,
     },
     #[error(transparent)]
     Idx(#[from] IdxError),
     #[error(
-        "{}: checksum mismatch: the decompressed content has SHA-256 {found}, the official {dataset} {what} have {expected}. \
-         Delete the file and run `scratchnet download`, or pass --skip-checksum to use modified data on purpose.",
+        "{}: checksum mismatch: the decompressed content has SHA-256 {found}, the official {dataset} {what} have {expected}. {advice}",
         path.display()
     )]
     Checksum {
@@ -244,6 +247,8 @@ pub enum DataError {
         what: &'static str,
         expected: &'static str,
         found: String,
+        /// What to do: depends on whether the file is another dataset's.
+        advice: String,
     },
     #[error("{}: {problem}", path.display())]
     Invalid { path: PathBuf, problem: String },
@@ -278,7 +283,35 @@ pub fn require(dir: &Path, dataset: Dataset, kind: FileKind) -> Result<PathBuf, 
         what: kind.describe(),
         dir: dir.to_path_buf(),
         names: kind.candidate_names().join(", "),
+        hint: one_level_off(dir, dataset),
+        sub: dataset.dir_name(),
     })
+}
+
+/// Whether `dir` holds a file of each of the four kinds.
+pub fn holds_all(dir: &Path) -> bool {
+    FileKind::ALL.iter().all(|&k| locate(dir, k).is_some())
+}
+
+/// A "did you mean" for a folder one level off: the files are in
+/// `dir/<dataset>/` (the parent was given) or in `dir`'s parent (the
+/// dataset folder was given where its parent was expected).
+fn one_level_off(dir: &Path, dataset: Dataset) -> String {
+    let below = dir.join(dataset.dir_name());
+    let candidate = if holds_all(&below) {
+        below
+    } else if let Some(parent) = dir.parent().filter(|p| holds_all(p)) {
+        parent.to_path_buf()
+    } else {
+        return String::new();
+    };
+    let root = candidate.parent().unwrap_or(Path::new("."));
+    format!(
+        "\nDid you mean {c}? It holds the four files: pass --data-dir {c}, or set {env}={r}.",
+        c = candidate.display(),
+        r = root.display(),
+        env = DATA_DIR_ENV
+    )
 }
 
 /// Reads one file of `kind` and checks its checksum.
@@ -295,10 +328,31 @@ pub fn read_checked(
             dataset: dataset.display_name(),
             what: kind.describe(),
             expected: dataset.sha256(kind),
+            advice: checksum_advice(dataset, kind, &array.sha256),
             found: array.sha256,
         });
     }
     Ok(array)
+}
+
+/// Advice for a file whose checksum is not `dataset`'s: a valid copy of
+/// another dataset's file is never to be deleted.
+fn checksum_advice(dataset: Dataset, kind: FileKind, found: &str) -> String {
+    let other = [Dataset::Mnist, Dataset::FashionMnist]
+        .into_iter()
+        .find(|&d| d != dataset && d.sha256(kind) == found);
+    match other {
+        Some(o) => format!(
+            "It is a valid copy of the {o} {what}: this folder holds {o}, not {d}. Keep it, and point \
+             --data-dir at a folder holding {d} (or pass --dataset {flag} to use {o}).",
+            o = o.display_name(),
+            d = dataset.display_name(),
+            what = kind.describe(),
+            flag = o.dir_name()
+        ),
+        None => "Delete the file and run `scratchnet download`, or pass --skip-checksum to use modified data on purpose."
+            .to_string(),
+    }
 }
 
 /// Loads and validates one split of `dataset` from `dir`: images must be
