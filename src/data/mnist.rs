@@ -217,24 +217,9 @@ pub fn locate(dir: &Path, kind: FileKind) -> Option<PathBuf> {
 /// Why a dataset could not be loaded. Every variant names the file or folder.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error(
-        "{dataset} {what} not found in {dir} (looked for {names}).{hint}\n\
-         Get the data with `scratchnet download{dataset_flag}`, or pass --download to fetch it now, \
-         or point --data-dir at the folder that holds the four files \
-         (or ${env} at the folder above its {sub}/).",
-        dir = dir.display(),
-        env = DATA_DIR_ENV
-    )]
-    Missing {
-        dataset: &'static str,
-        dataset_flag: String,
-        what: &'static str,
-        dir: PathBuf,
-        names: String,
-        /// "Did you mean …" when the files are one level off.
-        hint: String,
-        sub: &'static str,
-    },
+    /// A file of the dataset is not in the folder; the message says how to get it.
+    #[error("{message}")]
+    Missing { dir: PathBuf, message: String },
     #[error(transparent)]
     Idx(#[from] IdxError),
     #[error(
@@ -275,16 +260,24 @@ pub struct RawSplit {
 /// Finds a file of `kind` in `dir` or says how to get it.
 pub fn require(dir: &Path, dataset: Dataset, kind: FileKind) -> Result<PathBuf, DataError> {
     locate(dir, kind).ok_or_else(|| DataError::Missing {
-        dataset: dataset.display_name(),
-        dataset_flag: match dataset {
-            Dataset::Mnist => String::new(),
-            Dataset::FashionMnist => " --dataset fashion-mnist".to_string(),
-        },
-        what: kind.describe(),
         dir: dir.to_path_buf(),
-        names: kind.candidate_names().join(", "),
-        hint: one_level_off(dir, dataset),
-        sub: dataset.dir_name(),
+        message: format!(
+            "{dataset} {what} not found in {dir} (looked for {names}).{hint}\n\
+             Get the data with `scratchnet download{flag}`, or pass --download to fetch it now, \
+             or point --data-dir at the folder that holds the four files \
+             (or ${env} at the folder above its {sub}/).",
+            dataset = dataset.display_name(),
+            what = kind.describe(),
+            dir = dir.display(),
+            names = kind.candidate_names().join(", "),
+            hint = one_level_off(dir, dataset),
+            flag = match dataset {
+                Dataset::Mnist => "",
+                Dataset::FashionMnist => " --dataset fashion-mnist",
+            },
+            env = DATA_DIR_ENV,
+            sub = dataset.dir_name(),
+        ),
     })
 }
 
