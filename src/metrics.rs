@@ -31,6 +31,21 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
+/// A model's answers on a labelled set: the confusion matrix and the mean
+/// cross-entropy loss.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evaluation {
+    pub confusion: Confusion,
+    /// Mean of −log softmax(z)ₜ over the samples.
+    pub loss: f64,
+}
+
+impl Evaluation {
+    pub fn accuracy(&self) -> f64 {
+        self.confusion.accuracy()
+    }
+}
+
 /// Counts of (true class, predicted class) over a data set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Confusion {

@@ -68,6 +68,23 @@ pub struct StepConsts {
 }
 
 impl Optimizer {
+    /// The rule with the hyperparameters it uses, e.g. `adam (β₁ 0.9, β₂ 0.999, ε 1e-8)`.
+    pub fn describe(&self) -> String {
+        let rule = match self.rule {
+            Rule::Sgd => "sgd".to_string(),
+            Rule::Momentum => format!("momentum (μ {})", self.momentum),
+            Rule::Nesterov => format!("nesterov (μ {})", self.momentum),
+            Rule::Adam | Rule::Adamw => format!(
+                "{} (β₁ {}, β₂ {}, ε {:e})",
+                if self.rule == Rule::Adam { "adam" } else { "adamw" },
+                self.beta1,
+                self.beta2,
+                self.eps
+            ),
+        };
+        format!("{rule}, weight decay {}", self.weight_decay)
+    }
+
     /// Fresh state for `n` parameters.
     pub fn state(&self, n: usize) -> State {
         let (m, v) = match self.rule {
@@ -184,6 +201,19 @@ impl Default for Schedule {
 }
 
 impl Schedule {
+    /// `constant`, `step (every 30 epochs ×0.1)` or `cosine`, with any warm-up.
+    pub fn describe(&self) -> String {
+        let kind = match self.kind {
+            ScheduleKind::Constant => "constant".to_string(),
+            ScheduleKind::Step => format!("step (every {} epochs ×{})", self.step_size, self.gamma),
+            ScheduleKind::Cosine => "cosine".to_string(),
+        };
+        match self.warmup_epochs {
+            0 => kind,
+            w => format!("{kind} after {w} warm-up epoch{}", if w == 1 { "" } else { "s" }),
+        }
+    }
+
     /// η at step `step` (from 0) of `steps_per_epoch · epochs`.
     pub fn lr(&self, base: f32, step: usize, steps_per_epoch: usize, epochs: usize) -> f32 {
         let total = (steps_per_epoch * epochs).max(1);

@@ -168,8 +168,24 @@ fn cnn_trains_to_88_percent_in_one_epoch_and_eval_reproduces_it() {
         run_s,
     ]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    assert!(stdout(&o).contains("Epoch 1/1, Train Loss: "), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("Epoch 1/1, Train Loss: "), "{out}");
+    // The header is the resolved configuration; the epoch line carries the
+    // test loss and accuracy after the report's fields.
+    for want in [
+        "model:     cnn 1×7×7 conv",
+        "— 4,899 parameters",
+        "training:  1 epoch, batch 128, lr 0.04, loss mean, seed 0",
+        "optimiser: sgd, weight decay 0; schedule constant; dropout 0",
+        "validation none",
+        "machine:   ",
+    ] {
+        assert!(out.contains(want), "{want:?} missing in:\n{out}");
+    }
+    let epoch = out.lines().find(|l| l.starts_with("Epoch 1/1")).unwrap();
     let trained = test_accuracy(&o);
+    assert!(epoch.contains(&format!("Test Accuracy: {trained:.4} (")), "{epoch}");
+    assert!(epoch.contains("Test Loss: 0."), "{epoch}");
     assert!(trained >= 0.88, "test accuracy {trained}");
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
@@ -230,7 +246,7 @@ fn mlp_trains_to_95_percent_in_two_epochs_and_eval_reproduces_it() {
     // The run folder.
     let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
     assert_eq!(history.lines().count(), 3, "{history}");
-    assert!(history.starts_with("epoch,train_loss,train_accuracy,test_accuracy,seconds"));
+    assert!(history.starts_with("epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds"));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["normalize"], "standard");

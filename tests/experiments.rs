@@ -175,8 +175,19 @@ fn tensor_bytes(path: &std::path::Path) -> Vec<u8> {
 /// `history.csv` without its seconds column.
 fn history_values(path: &std::path::Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
+    let seconds = text
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|c| c == "seconds")
+        .unwrap();
     text.lines()
-        .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f.remove(seconds);
+            f.join(",")
+        })
         .collect()
 }
 

@@ -55,7 +55,8 @@ pub fn run(mut a: EvalArgs) -> Result<()> {
     let bs = a.batch_size;
     check_memory(&ckpt.spec, bs, threads, false).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let runner = Runner::of(&ckpt.spec, Choice::Auto).map_err(anyhow::Error::msg)?;
-    let confusion = runner.evaluate(&ckpt.params, &test, bs);
+    let evaluation = runner.evaluate(&ckpt.params, &test, bs);
+    let confusion = &evaluation.confusion;
     say!("model: {} ({})", ckpt.spec.describe(), path.display());
     say!(
         "data: {} test set, {} images, normalize {}",
@@ -64,6 +65,7 @@ pub fn run(mut a: EvalArgs) -> Result<()> {
         ckpt.normalize.name()
     );
     say!("Test Accuracy: {:.4}", confusion.accuracy());
+    say!("Test Loss: {:.4}", evaluation.loss);
     let (k, n) = (confusion.correct(), confusion.total());
     let (lo, hi) = wilson_interval(k, n);
     say!(

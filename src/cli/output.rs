@@ -8,15 +8,20 @@ use scratchnet::init::Init;
 use scratchnet::run::{Data, RunSpec};
 use scratchnet::train::EpochRecord;
 
-/// The report's epoch line, then seconds, validation accuracy (if any) and any extra note.
+/// The report's epoch line, then the test loss and accuracy, and in
+/// brackets seconds, validation accuracy (if any) and any extra note.
 pub fn epoch_line(r: &EpochRecord, epochs: usize, extra: &str) -> String {
     let validation = r
         .validation_accuracy
         .map(|v| format!(", validation {v:.4}"))
         .unwrap_or_default();
+    let test_loss = r
+        .test_loss
+        .map(|l| format!("Test Loss: {l:.4} "))
+        .unwrap_or_default();
     format!(
-        "Epoch {}/{}, Train Loss: {:.4} Train Accuracy: {:.4} ({:.2} s{validation}{extra})",
-        r.epoch, epochs, r.train_loss, r.train_accuracy, r.seconds
+        "Epoch {}/{}, Train Loss: {:.4} Train Accuracy: {:.4} {test_loss}Test Accuracy: {:.4} ({:.2} s{validation}{extra})",
+        r.epoch, epochs, r.train_loss, r.train_accuracy, r.test_accuracy, r.seconds
     )
 }
 
@@ -42,27 +47,47 @@ pub fn progress_bar(len: u64) -> indicatif::ProgressBar {
     bar
 }
 
+/// The resolved configuration of a run, one aspect per line.
 pub fn print_header(spec: &RunSpec, threads: usize, kernels: &str, data: &Data, out: &std::path::Path) {
     let s = &spec.settings;
     let init = match spec.init {
         Init::Normal => format!("normal(σ={})", spec.init_std),
         other => other.name().to_string(),
     };
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let params = scratchnet::metrics::thousands(spec.model.param_count());
+    line(format_args!("model:     {} — {params} parameters", spec.model.describe()));
     line(format_args!(
-        "{}: epochs {}, lr {}, batch {}, loss {}, init {init}, normalize {}, seed {}, threads {threads}, kernels {kernels}",
-        spec.model.describe(),
-        s.epochs,
-        s.lr,
+        "training:  {}, batch {}, lr {}, loss {}, seed {}",
+        plural(s.epochs, "epoch"),
         s.batch_size,
+        s.lr,
         s.reduction.name(),
-        spec.normalize.name(),
-        s.seed,
+        s.seed
     ));
     line(format_args!(
-        "data: {}   run folder: {}",
-        data.dir.display(),
-        out.display()
+        "optimiser: {}; schedule {}; dropout {}",
+        s.optimizer.describe(),
+        s.schedule.describe(),
+        s.dropout
     ));
+    let stop = if s.patience > 0 {
+        format!("; stop after {} without a better validation accuracy", plural(s.patience, "epoch"))
+    } else {
+        String::new()
+    };
+    line(format_args!(
+        "init:      {init}; normalize {}; validation {}{stop}",
+        spec.normalize.name(),
+        if s.validation > 0 {
+            format!("{} held out", s.validation)
+        } else {
+            "none".to_string()
+        }
+    ));
+    line(format_args!("machine:   {}, kernels {kernels}", plural(threads, "thread")));
+    line(format_args!("data:      {} ({})", data.dir.display(), data.dataset.display_name()));
+    line(format_args!("run:       {}", out.display()));
 }
 
 /// Set once standard output is closed (a reader such as `head` went away).

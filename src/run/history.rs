@@ -11,18 +11,30 @@ use crate::data::mnist::Dataset;
 use crate::plot::{Panel, Series, save_figure};
 use crate::train::EpochRecord;
 
-/// `curves.png`/`.svg` of one run: training loss; training and test accuracy.
+/// `curves.png`/`.svg` of one run: training and test loss; training, test
+/// and validation accuracy.
 pub fn save_run_curves(dir: &Path, title: &str, history: &[EpochRecord]) -> Result<()> {
     let pts = |f: fn(&EpochRecord) -> f64| history.iter().map(|r| (r.epoch as f64, f(r))).collect::<Vec<_>>();
     let loss = Panel {
-        title: "Training loss".into(),
+        title: "Loss".into(),
         y_label: "cross-entropy (log scale)".into(),
         log_y: true,
-        series: vec![Series {
-            label: "train loss".into(),
+        series: std::iter::once(Series {
+            label: "train".into(),
             points: pts(|r| r.train_loss),
             thin: false,
-        }],
+        })
+        .chain(history.iter().any(|r| r.test_loss.is_some()).then(|| {
+            Series {
+                label: "test".into(),
+                points: history
+                    .iter()
+                    .filter_map(|r| r.test_loss.map(|v| (r.epoch as f64, v)))
+                    .collect(),
+                thin: true,
+            }
+        }))
+        .collect(),
     };
     let acc = Panel {
         title: "Accuracy".into(),
@@ -56,11 +68,25 @@ pub fn save_run_curves(dir: &Path, title: &str, history: &[EpochRecord]) -> Resu
     save_figure(dir, "curves", title, &[loss, acc])
 }
 
-/// Parses a `history.csv`.
+/// Parses a `history.csv` by its header's column names, so that files
+/// written before `test_loss` was recorded still read.
 pub fn read_history(path: &Path) -> Result<Vec<EpochRecord>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    text.lines()
-        .skip(1)
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
+    let column = |name: &str| header.iter().position(|&h| h == name);
+    let required = |name: &str| {
+        column(name).ok_or_else(|| anyhow!("{}: the header has no {name} column", path.display()))
+    };
+    let (epoch, train_loss, train_accuracy, test_accuracy, seconds) = (
+        required("epoch")?,
+        required("train_loss")?,
+        required("train_accuracy")?,
+        required("test_accuracy")?,
+        required("seconds")?,
+    );
+    let (test_loss, validation) = (column("test_loss"), column("validation_accuracy"));
+    lines
         .enumerate()
         .map(|(i, line)| {
             let f: Vec<&str> = line.split(',').collect();
@@ -69,14 +95,16 @@ pub fn read_history(path: &Path) -> Result<Vec<EpochRecord>> {
                     .and_then(|v| v.trim().parse().ok())
                     .ok_or_else(|| anyhow!("{}: line {} is malformed: {line:?}", path.display(), i + 2))
             };
+            // Optional columns; empty when not measured.
+            let optional = |j: Option<usize>| j.and_then(|j| f.get(j)).and_then(|v| v.trim().parse().ok());
             Ok(EpochRecord {
-                epoch: num(0)? as usize,
-                train_loss: num(1)?,
-                train_accuracy: num(2)?,
-                test_accuracy: num(3)?,
-                seconds: num(4)?,
-                // An optional sixth column; empty when the run held out no validation set.
-                validation_accuracy: f.get(5).and_then(|v| v.trim().parse().ok()),
+                epoch: num(epoch)? as usize,
+                train_loss: num(train_loss)?,
+                train_accuracy: num(train_accuracy)?,
+                test_accuracy: num(test_accuracy)?,
+                test_loss: optional(test_loss),
+                seconds: num(seconds)?,
+                validation_accuracy: optional(validation),
             })
         })
         .collect()
@@ -121,6 +149,7 @@ mod tests {
                 train_loss: 0.5,
                 train_accuracy: 0.8,
                 test_accuracy: 0.85,
+                test_loss: Some(0.4),
                 seconds: 1.5,
                 validation_accuracy: None,
             },
@@ -129,6 +158,7 @@ mod tests {
                 train_loss: 0.25,
                 train_accuracy: 0.9,
                 test_accuracy: 0.875,
+                test_loss: None,
                 seconds: 1.25,
                 validation_accuracy: None,
             },
@@ -136,8 +166,18 @@ mod tests {
         let p = dir.path().join("history.csv");
         std::fs::write(&p, crate::run::history_csv(&h)).unwrap();
         assert_eq!(read_history(&p).unwrap(), h);
-        std::fs::write(&p, "epoch,a\n1,x\n").unwrap();
+        // A file of the earlier layout (no test_loss) still reads.
+        std::fs::write(
+            &p,
+            "epoch,train_loss,train_accuracy,test_accuracy,seconds\n1,0.5,0.8,0.85,1.5\n",
+        )
+        .unwrap();
+        let old = read_history(&p).unwrap();
+        assert_eq!((old[0].test_accuracy, old[0].test_loss), (0.85, None));
+        std::fs::write(&p, "epoch,train_loss,train_accuracy,test_accuracy,seconds\n1,x\n").unwrap();
         assert!(format!("{:#}", read_history(&p).unwrap_err()).contains("line 2"));
+        std::fs::write(&p, "epoch,a\n1,x\n").unwrap();
+        assert!(format!("{:#}", read_history(&p).unwrap_err()).contains("no train_loss column"));
     }
 
     /// A folder counts as holding a finished run only when its model's own
@@ -178,6 +218,7 @@ mod tests {
             train_loss: 0.5,
             train_accuracy: 0.8,
             test_accuracy: 0.85,
+            test_loss: Some(0.4),
             seconds: 1.5,
             validation_accuracy: Some(0.8),
         };

@@ -272,26 +272,32 @@ impl RunDir {
     }
 }
 
-/// `epoch,train_loss,train_accuracy,test_accuracy,seconds[,validation_accuracy]` lines
-/// (the last column only when the run holds out a validation set).
+/// `epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds[,validation_accuracy]`
+/// lines (the last column only when the run holds out a validation set; a
+/// value not measured is left empty).
 pub fn history_csv(history: &[EpochRecord]) -> String {
     let validation = history.iter().any(|r| r.validation_accuracy.is_some());
-    let mut out = String::from("epoch,train_loss,train_accuracy,test_accuracy,seconds");
+    let mut out = String::from("epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds");
     out.push_str(if validation {
         ",validation_accuracy\n"
     } else {
         "\n"
     });
+    let opt = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
     for r in history {
         out.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.4}",
-            r.epoch, r.train_loss, r.train_accuracy, r.test_accuracy, r.seconds
+            "{},{:.6},{:.6},{},{:.6},{:.4}",
+            r.epoch,
+            r.train_loss,
+            r.train_accuracy,
+            opt(r.test_loss),
+            r.test_accuracy,
+            r.seconds
         ));
-        match (validation, r.validation_accuracy) {
-            (true, Some(v)) => out.push_str(&format!(",{v:.6}\n")),
-            (true, None) => out.push_str(",\n"),
-            (false, _) => out.push('\n'),
+        if validation {
+            out.push_str(&format!(",{}", opt(r.validation_accuracy)));
         }
+        out.push('\n');
     }
     out
 }

@@ -155,6 +155,10 @@ pub struct EpochRecord {
     pub train_loss: f64,
     pub train_accuracy: f64,
     pub test_accuracy: f64,
+    /// Mean cross-entropy on the test set (absent in histories written
+    /// before it was recorded).
+    #[serde(default)]
+    pub test_loss: Option<f64>,
     pub seconds: f64,
     /// Accuracy on the held-out validation samples, when there are any.
     #[serde(default)]
@@ -364,13 +368,14 @@ pub fn train_from(
                 suggestion: settings.lr / 10.0,
             });
         }
-        let test_accuracy = runner.evaluate(params, test, per_shard).accuracy();
+        let tested = runner.evaluate(params, test, per_shard);
         let validation_accuracy = validation.map(|v| runner.evaluate(params, v, per_shard).accuracy());
         let record = EpochRecord {
             epoch,
             train_loss,
             train_accuracy,
-            test_accuracy,
+            test_accuracy: tested.accuracy(),
+            test_loss: Some(tested.loss),
             seconds,
             validation_accuracy,
         };

@@ -15,7 +15,7 @@ use crate::data::batches::{Batch, Samples, gather, prefetch};
 use crate::engine::{Fast, MlpStep};
 use crate::kernels::{Choice, Resolved};
 use crate::layers::softmax_ce;
-use crate::metrics::Confusion;
+use crate::metrics::{Confusion, Evaluation};
 use crate::models::{ModelSpec, Net, Network};
 use crate::optim::{Optimizer, State};
 
@@ -276,7 +276,7 @@ impl Runner {
     }
 
     /// Confusion matrix on `data`, in batches of `batch_size` spread over the threads.
-    pub fn evaluate(&self, params: &[f32], data: &Samples, batch_size: usize) -> Confusion {
+    pub fn evaluate(&self, params: &[f32], data: &Samples, batch_size: usize) -> Evaluation {
         let threads = Self::threads();
         match (self.net, self.code) {
             (Net::Mlp(n), Resolved::Reference) => evaluate(&n, params, data, batch_size, threads),
@@ -304,15 +304,16 @@ impl Runner {
     }
 }
 
-/// Confusion matrix of `net` on `data`, in batches of `batch_size`, the
-/// batches spread over the threads (each with its own workspace).
+/// Confusion matrix and mean loss of `net` on `data`, in batches of
+/// `batch_size`, the batches spread over the threads (each with its own
+/// workspace).
 fn evaluate<N: Network<f32>>(
     net: &N,
     params: &[f32],
     data: &Samples,
     batch_size: usize,
     threads: usize,
-) -> Confusion {
+) -> Evaluation {
     let d = net.input_dim();
     let c = net.classes();
     let batch_size = batch_size.max(1);
@@ -322,21 +323,28 @@ fn evaluate<N: Network<f32>>(
     let part = |t: usize| {
         let mut ws = net.workspace(batch_size);
         let mut confusion = Confusion::default();
+        let mut loss_sum = 0.0f64;
         for b in t * per_thread..((t + 1) * per_thread).min(n_batches) {
             let start = b * batch_size;
             let n = batch_size.min(data.len() - start);
+            let labels = &data.y[start..start + n];
             let logits = net.forward(params, &data.x[start * d..(start + n) * d], n, &mut ws);
-            for (row, &label) in logits.chunks_exact(c).zip(&data.y[start..start + n]) {
+            for (row, &label) in logits.chunks_exact(c).zip(labels) {
                 confusion.add(label as usize, softmax_ce::argmax(row));
             }
+            loss_sum += softmax_ce::score(logits, labels).loss_sum;
         }
-        confusion
+        (confusion, loss_sum)
     };
-    (0..threads)
-        .into_par_iter()
-        .map(part)
-        .reduce(Confusion::default, |mut a, b| {
+    let (confusion, loss_sum) = (0..threads).into_par_iter().map(part).reduce(
+        || (Confusion::default(), 0.0),
+        |(mut a, la), (b, lb)| {
             a.merge(&b);
-            a
-        })
+            (a, la + lb)
+        },
+    );
+    Evaluation {
+        confusion,
+        loss: loss_sum / data.len().max(1) as f64,
+    }
 }

@@ -201,6 +201,7 @@ fn early_stopping_counts_epochs_since_the_best_validation_accuracy() {
                 train_loss: 0.1,
                 train_accuracy: 0.9,
                 test_accuracy: 0.9,
+                test_loss: None,
                 seconds: 1.0,
                 validation_accuracy: Some(v),
             })
