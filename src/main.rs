@@ -14,6 +14,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let argv = match cli::grid::expand(argv) {
+        Ok(a) => a,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let args = cli::Cli::parse_from(argv);
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,

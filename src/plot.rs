@@ -20,6 +20,27 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
     /// Dashed-looking thin line (e.g. test accuracy beside training accuracy).
     pub thin: bool,
+    /// Colour index; series of one configuration share it (default: the
+    /// series' position).
+    pub color: Option<usize>,
+    /// A shaded band (epoch, low, high), e.g. mean ± std over seeds.
+    pub band: Vec<(f64, f64, f64)>,
+    /// Drawn dashed (e.g. validation beside test in the same colour).
+    pub dashed: bool,
+}
+
+impl Series {
+    /// A plain line in the colour of its position.
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>, thin: bool) -> Series {
+        Series {
+            label: label.into(),
+            points,
+            thin,
+            color: None,
+            band: Vec::new(),
+            dashed: false,
+        }
+    }
 }
 
 /// One chart of a figure.
@@ -89,9 +110,17 @@ pub fn save_figure(dir: &Path, stem: &str, title: &str, panels: &[Panel]) -> Res
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, panels: &[Panel]) -> Result<()> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e}");
     root.fill(&WHITE).map_err(err)?;
-    let root = root
-        .titled(title, ("sans-serif", 22).into_font().style(FontStyle::Bold))
+    // The first line of the title in bold, any further lines below it.
+    let mut lines = title.lines();
+    let mut root = root
+        .titled(
+            lines.next().unwrap_or(""),
+            ("sans-serif", 22).into_font().style(FontStyle::Bold),
+        )
         .map_err(err)?;
+    for more in lines {
+        root = root.titled(more, ("sans-serif", 15)).map_err(err)?;
+    }
     let areas = root.split_evenly((1, panels.len().max(1)));
     for (area, panel) in areas.iter().zip(panels) {
         draw_panel(area, panel).map_err(err)?;
@@ -125,27 +154,57 @@ fn draw_panel<DB: DrawingBackend>(
         .x_label_area_size(40)
         .y_label_area_size(64)
         .build_cartesian_2d(1.0..epochs.max(2.0), lo..hi)?;
-    let y_label = |v: &f64| {
-        let value = if panel.log_y { 10f64.powf(*v) } else { *v };
-        if value >= 0.001 {
-            format!("{value:.3}")
-        } else {
-            format!("{value:.1e}")
-        }
-    };
+    let y_label = |v: &f64| tick_label(*v);
     chart
         .configure_mesh()
         .x_desc("epoch")
         .y_desc(&panel.y_label)
         .x_labels((epochs as usize).clamp(2, 11))
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_labels(8)
+        // A log axis gets its ticks at round values below.
+        .y_labels(if panel.log_y { 0 } else { 8 })
         .y_label_formatter(&y_label)
         .light_line_style(WHITE.mix(0.0))
         .label_style(("sans-serif", 13))
         .draw()?;
+    if panel.log_y {
+        let base = area.get_base_pixel();
+        let font = ("sans-serif", 13)
+            .into_font()
+            .color(&BLACK)
+            .pos(plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Right,
+                plotters::style::text_anchor::VPos::Center,
+            ));
+        for v in log_ticks(10f64.powf(lo), 10f64.powf(hi)) {
+            let grid = vec![(1.0, v.log10()), (epochs.max(2.0), v.log10())];
+            chart.draw_series(std::iter::once(PathElement::new(grid, BLACK.mix(0.12))))?;
+            let (px, py) = chart.backend_coord(&(1.0, v.log10()));
+            area.draw(&Text::new(
+                tick_label(v),
+                (px - base.0 - 6, py - base.1),
+                font.clone(),
+            ))?;
+        }
+    }
     for (i, s) in panel.series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = COLORS[s.color.unwrap_or(i) % COLORS.len()];
+        let band: Vec<(f64, f64)> = s
+            .band
+            .iter()
+            .filter(|b| usable(b.1) && usable(b.2))
+            .map(|b| (b.0, y(b.2)))
+            .chain(
+                s.band
+                    .iter()
+                    .rev()
+                    .filter(|b| usable(b.1) && usable(b.2))
+                    .map(|b| (b.0, y(b.1))),
+            )
+            .collect();
+        if band.len() >= 4 {
+            chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18).filled())))?;
+        }
         let style = color.stroke_width(if s.thin { 1 } else { 2 });
         let pts: Vec<(f64, f64)> = s
             .points
@@ -153,10 +212,19 @@ fn draw_panel<DB: DrawingBackend>(
             .filter(|p| usable(p.1))
             .map(|p| (p.0, y(p.1)))
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts, style))?
-            .label(s.label.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        let legend_width = if s.thin { 1 } else { 2 };
+        let legend = move |(x, y): (i32, i32)| {
+            let style = color.stroke_width(legend_width);
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (8, 0)], style)
+                + PathElement::new(vec![(if s.dashed { 12 } else { 8 }, 0), (20, 0)], style)
+        };
+        let drawn = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(pts, 6, 4, style))?
+        } else {
+            chart.draw_series(LineSeries::new(pts, style))?
+        };
+        drawn.label(s.label.clone()).legend(legend);
     }
     chart
         .configure_series_labels()
@@ -172,9 +240,81 @@ fn draw_panel<DB: DrawingBackend>(
         .draw()
 }
 
+/// A tick value as people write it: `0.05`, `0.2`, `1`, `1e-4`.
+fn tick_label(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    if v.abs() < 1e-3 || v.abs() >= 1e5 {
+        return format!("{v:.0e}");
+    }
+    let s = format!("{v:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Round values between `lo` and `hi` (both > 0) for a log axis: 1, 2 and
+/// 5 times powers of ten, or every digit times a power of ten when the
+/// range is too narrow for three of those, or `lo` and `hi` themselves.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return Vec::new();
+    }
+    let pick = |mantissas: &[f64]| -> Vec<f64> {
+        let mut out = Vec::new();
+        let mut k = lo.log10().floor() as i32 - 1;
+        while 10f64.powi(k) <= hi * 10.0 && out.len() < 64 {
+            for &m in mantissas {
+                // Rounded through a string so that 0.3 is 0.3, not 0.30000000000000004.
+                let v: f64 = format!("{:.6e}", m * 10f64.powi(k)).parse().unwrap_or(f64::NAN);
+                if v >= lo && v <= hi {
+                    out.push(v);
+                }
+            }
+            k += 1;
+        }
+        out
+    };
+    for mantissas in [
+        &[1.0][..],
+        &[1.0, 2.0, 5.0],
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+    ] {
+        let t = pick(mantissas);
+        if (3..=10).contains(&t.len()) {
+            return t;
+        }
+    }
+    let fine = pick(&[1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    if fine.len() >= 2 {
+        // Too many: every other one.
+        let every = if fine.len() > 10 { 2 } else { 1 };
+        return fine.into_iter().step_by(every).collect();
+    }
+    vec![lo, hi]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_ticks_are_round_values() {
+        assert_eq!(log_ticks(0.03, 0.9), vec![0.05, 0.1, 0.2, 0.5]);
+        assert_eq!(log_ticks(0.2, 0.7), vec![0.2, 0.3, 0.4, 0.5, 0.6, 0.7]);
+        assert_eq!(log_ticks(1e-4, 2.0), vec![1e-4, 1e-3, 0.01, 0.1, 1.0]);
+        let narrow = log_ticks(0.251, 0.262);
+        assert_eq!(narrow, vec![0.251, 0.262]);
+        for (lo, hi) in [(0.03, 0.9), (0.2, 0.7), (1e-4, 2.0), (0.0012, 0.0019)] {
+            let t = log_ticks(lo, hi);
+            assert!(
+                t.len() >= 2 && t.iter().all(|&v| v >= lo && v <= hi),
+                "{lo} {hi} {t:?}"
+            );
+        }
+        assert_eq!(tick_label(0.05), "0.05");
+        assert_eq!(tick_label(2.0), "2");
+        assert_eq!(tick_label(1e-4), "1e-4");
+    }
 
     #[test]
     fn writes_png_and_svg_with_labels() {
@@ -184,19 +324,21 @@ mod tests {
             y_label: "loss".into(),
             log_y,
             series: vec![
+                Series::line("H=32", vec![(1.0, 0.9), (2.0, 0.3), (3.0, 0.1)], false),
                 Series {
-                    label: "H=32".into(),
-                    points: vec![(1.0, 0.9), (2.0, 0.3), (3.0, 0.1)],
-                    thin: false,
-                },
-                Series {
-                    label: "H=64".into(),
-                    points: vec![(1.0, 0.8), (2.0, 0.2), (3.0, 0.05)],
-                    thin: true,
+                    color: Some(0),
+                    band: vec![(1.0, 0.7, 0.9), (2.0, 0.15, 0.25), (3.0, 0.04, 0.06)],
+                    ..Series::line("H=64", vec![(1.0, 0.8), (2.0, 0.2), (3.0, 0.05)], true)
                 },
             ],
         };
-        save_figure(dir.path(), "curves", "MLP sweep", &[panel(true), panel(false)]).unwrap();
+        save_figure(
+            dir.path(),
+            "curves",
+            "MLP sweep\nlr 0.01",
+            &[panel(true), panel(false)],
+        )
+        .unwrap();
         let png = std::fs::read(dir.path().join("curves.png")).unwrap();
         assert_eq!(&png[1..4], b"PNG");
         let svg = std::fs::read_to_string(dir.path().join("curves.svg")).unwrap();
@@ -204,6 +346,7 @@ mod tests {
             svg.contains("H=32")
                 && svg.contains("H=64")
                 && svg.contains("MLP sweep")
+                && svg.contains("lr 0.01")
                 && svg.contains("epoch")
         );
         let names: Vec<_> = std::fs::read_dir(dir.path())

@@ -184,7 +184,10 @@ fn cnn_trains_to_88_percent_in_one_epoch_and_eval_reproduces_it() {
     }
     let epoch = out.lines().find(|l| l.starts_with("Epoch 1/1")).unwrap();
     let trained = test_accuracy(&o);
-    assert!(epoch.contains(&format!("Test Accuracy: {trained:.4} (")), "{epoch}");
+    assert!(
+        epoch.contains(&format!("Test Accuracy: {trained:.4} (")),
+        "{epoch}"
+    );
     assert!(epoch.contains("Test Loss: 0."), "{epoch}");
     assert!(trained >= 0.88, "test accuracy {trained}");
     let config: serde_json::Value =

@@ -247,3 +247,79 @@ fn mlp_runs_side_by_side_give_the_same_results_as_one_after_another() {
         tensor_bytes(&serial.join("cnn/k7-s0/model.safetensors"))
     );
 }
+
+/// `--lr 0.01,0.02 --dropout 0,0.2` runs one configuration per combination,
+/// each in its own folder and row; the figure shows test accuracy with its
+/// spread over two seeds and the validation curve; a refused value in a
+/// list is a usage error before any training.
+#[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
+fn list_valued_flags_sweep_every_combination() {
+    let Some(mnist) = common::mnist_dir("list_valued_flags_sweep_every_combination") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("grid");
+    let o = scratchnet(&[
+        "sweep",
+        "mlp",
+        "--hidden",
+        "16",
+        "--lr",
+        "0.01,0.02",
+        "--dropout",
+        "0,0.2",
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "1",
+        "--validation",
+        "1000",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    for label in [
+        "H=16 lr=0.01 dropout=0 |",
+        "H=16 lr=0.01 dropout=0.2 |",
+        "H=16 lr=0.02 dropout=0 |",
+        "H=16 lr=0.02 dropout=0.2 |",
+    ] {
+        assert!(md.contains(label), "{label} missing in\n{md}");
+    }
+    for run in ["h16-lr0.01-dropout0-s0", "h16-lr0.02-dropout0.2-s1"] {
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(run).join("config.json")).unwrap())
+                .unwrap();
+        let want_lr = if run.contains("lr0.02") { 0.02 } else { 0.01 };
+        assert!(
+            (config["settings"]["lr"].as_f64().unwrap() - want_lr).abs() < 1e-6,
+            "{run}: {config}"
+        );
+    }
+    let svg = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
+    for want in ["test ± std", "validation", "(mean of 2)", "Loss", "Accuracy"] {
+        assert!(svg.contains(want), "the figure lacks {want:?}");
+    }
+    // The second value of a list is checked like the first.
+    let o = scratchnet(&[
+        "sweep",
+        "mlp",
+        "--lr",
+        "0.01,-1",
+        "--data-dir",
+        mnist.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("must be a positive finite number, got -1"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -10,6 +10,7 @@ mod dataset;
 mod download;
 mod eval;
 mod gradcheck;
+pub mod grid;
 mod output;
 mod predict;
 pub mod preset;
@@ -49,7 +50,11 @@ enum Command {
     /// Train a model, or resume an interrupted run (--resume RUN)
     Train(train::TrainArgs),
     /// Train one model per value of a hyperparameter (and per seed); tables and figures
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Any other flag that takes a value also takes a comma-separated list \
+                      (--lr 0.01,0.05 --batch-size 64,128 --dropout 0,0.3): one configuration per combination."
+    )]
     Sweep(sweep::SweepCommand),
     /// Run both sweeps of the report and compare every cell of its tables
     Reproduce(reproduce::ReproduceArgs),

@@ -56,7 +56,10 @@ pub fn print_header(spec: &RunSpec, threads: usize, kernels: &str, data: &Data, 
     };
     let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let params = scratchnet::metrics::thousands(spec.model.param_count());
-    line(format_args!("model:     {} — {params} parameters", spec.model.describe()));
+    line(format_args!(
+        "model:     {} — {params} parameters",
+        spec.model.describe()
+    ));
     line(format_args!(
         "training:  {}, batch {}, lr {}, loss {}, seed {}",
         plural(s.epochs, "epoch"),
@@ -72,7 +75,10 @@ pub fn print_header(spec: &RunSpec, threads: usize, kernels: &str, data: &Data, 
         s.dropout
     ));
     let stop = if s.patience > 0 {
-        format!("; stop after {} without a better validation accuracy", plural(s.patience, "epoch"))
+        format!(
+            "; stop after {} without a better validation accuracy",
+            plural(s.patience, "epoch")
+        )
     } else {
         String::new()
     };
@@ -85,8 +91,15 @@ pub fn print_header(spec: &RunSpec, threads: usize, kernels: &str, data: &Data, 
             "none".to_string()
         }
     ));
-    line(format_args!("machine:   {}, kernels {kernels}", plural(threads, "thread")));
-    line(format_args!("data:      {} ({})", data.dir.display(), data.dataset.display_name()));
+    line(format_args!(
+        "machine:   {}, kernels {kernels}",
+        plural(threads, "thread")
+    ));
+    line(format_args!(
+        "data:      {} ({})",
+        data.dir.display(),
+        data.dataset.display_name()
+    ));
     line(format_args!("run:       {}", out.display()));
 }
 

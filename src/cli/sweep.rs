@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use scratchnet::run::RunSpec;
 use scratchnet::sweep::{
     Job, JobResult, PlanEvent, format_duration, run_plan, summarise, write_sweep_outputs,
@@ -24,8 +24,13 @@ pub enum SweepCommand {
     Cnn(SweepCnnArgs),
 }
 
+/// Shown under `sweep mlp --help` and `sweep cnn --help`.
+const LISTS: &str = "Any other flag that takes a value also takes a comma-separated list \
+                     (--lr 0.01,0.05 --batch-size 64,128 --dropout 0,0.3): one configuration per combination, \
+                     each with its own run folder and row.";
+
 #[derive(Args, Debug)]
-#[command(allow_negative_numbers = true)]
+#[command(allow_negative_numbers = true, after_help = LISTS)]
 pub struct SweepMlpArgs {
     /// Hidden sizes, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "32,64,128,256,512", value_parser = hidden, action = clap::ArgAction::Set)]
@@ -40,7 +45,7 @@ pub struct SweepMlpArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(allow_negative_numbers = true)]
+#[command(allow_negative_numbers = true, after_help = LISTS)]
 pub struct SweepCnnArgs {
     /// Kernel sizes, comma-separated
     #[arg(long, value_delimiter = ',', default_value = "3,5,7,9,11", value_parser = kernel_size, action = clap::ArgAction::Set)]
@@ -106,8 +111,17 @@ pub fn cnn_jobs(
     })
 }
 
-pub fn run(c: SweepCommand) -> Result<()> {
-    let (jobs, common, name, title, parameter) = match c {
+/// A sweep's plan: its jobs, common flags, folder, figure title and swept parameter.
+type Plan = (
+    Vec<Job>,
+    CommonArgs,
+    std::path::PathBuf,
+    &'static str,
+    &'static str,
+);
+
+fn plan(c: SweepCommand) -> Plan {
+    match c {
         SweepCommand::Mlp(a) => {
             let out = a.common.out_dir("sweep-mlp");
             let (hidden, seeds) = (unique("--hidden", &a.hidden), unique("--seeds", &a.seeds));
@@ -116,7 +130,7 @@ pub fn run(c: SweepCommand) -> Result<()> {
                 jobs,
                 a.common,
                 out,
-                "MLP sweep: training curves by hidden size",
+                "MLP sweep: learning curves by hidden size",
                 "hidden size",
             )
         }
@@ -128,11 +142,48 @@ pub fn run(c: SweepCommand) -> Result<()> {
                 jobs,
                 a.common,
                 out,
-                "CNN sweep: training curves by kernel size",
+                "CNN sweep: learning curves by kernel size",
                 "kernel size",
             )
         }
-    };
+    }
+}
+
+/// With list-valued flags, the jobs of every combination (see `grid`), each
+/// labelled and foldered by its values, all in the first combination's folder.
+fn plan_grid(first: Plan) -> Result<Plan> {
+    let combos = super::grid::combinations();
+    if combos.is_empty() {
+        return Ok(first);
+    }
+    let (_, common, name, title, parameter) = first;
+    let mut jobs = Vec::new();
+    for combo in combos {
+        // A value that its flag refuses ends the program as the first one would (exit 2).
+        let cli = super::Cli::try_parse_from(&combo.argv).unwrap_or_else(|e| e.exit());
+        let super::Command::Sweep(c) = cli.command else {
+            unreachable!("a sweep command line stays a sweep");
+        };
+        for mut job in plan(c).0 {
+            job.label = format!("{} {}", job.label, combo.label());
+            let leaf = job
+                .dir
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let leaf = match leaf.rsplit_once("-s") {
+                Some((head, seed)) => format!("{head}-{}-s{seed}", combo.folder()),
+                None => format!("{leaf}-{}", combo.folder()),
+            };
+            job.dir = name.join(leaf);
+            jobs.push(job);
+        }
+    }
+    Ok((jobs, common, name, title, parameter))
+}
+
+pub fn run(c: SweepCommand) -> Result<()> {
+    let (jobs, common, name, title, parameter) = plan_grid(plan(c))?;
     for job in &jobs {
         job.spec.validate().map_err(super::usage)?;
     }

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, anyhow};
 
 use super::{
-    Data, ExecuteOptions, HISTORY_FILE, Resume, ResumeState, RunDir, RunEnd, RunSpec, save_run_curves,
+    Data, ExecuteOptions, HISTORY_FILE, Resume, ResumeState, RunDir, RunEnd, RunSpec, run_title,
+    save_run_curves,
 };
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::batches::Samples;
@@ -288,7 +289,7 @@ fn execute_net(
                 _ => "all epochs",
             };
             save_model(&run_dir.model_path(), &params, &history, Some(finished))?;
-            save_run_curves(&run_dir.path, &spec.model.describe(), &history)?;
+            save_run_curves(&run_dir.path, &run_title(spec, &history), &history)?;
             if run_dir.resume_path().exists() {
                 std::fs::remove_file(run_dir.resume_path())
                     .with_context(|| format!("{}: cannot remove", run_dir.resume_path().display()))?;

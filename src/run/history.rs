@@ -15,57 +15,63 @@ use crate::train::EpochRecord;
 /// and validation accuracy.
 pub fn save_run_curves(dir: &Path, title: &str, history: &[EpochRecord]) -> Result<()> {
     let pts = |f: fn(&EpochRecord) -> f64| history.iter().map(|r| (r.epoch as f64, f(r))).collect::<Vec<_>>();
+    let some = |f: fn(&EpochRecord) -> Option<f64>| {
+        history
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
+            .collect::<Vec<_>>()
+    };
+    let (test_loss, validation) = (some(|r| r.test_loss), some(|r| r.validation_accuracy));
     let loss = Panel {
         title: "Loss".into(),
         y_label: "cross-entropy (log scale)".into(),
         log_y: true,
-        series: std::iter::once(Series {
-            label: "train".into(),
-            points: pts(|r| r.train_loss),
-            thin: false,
-        })
-        .chain(history.iter().any(|r| r.test_loss.is_some()).then(|| {
-            Series {
-                label: "test".into(),
-                points: history
-                    .iter()
-                    .filter_map(|r| r.test_loss.map(|v| (r.epoch as f64, v)))
-                    .collect(),
-                thin: true,
-            }
-        }))
-        .collect(),
+        series: std::iter::once(Series::line("train", pts(|r| r.train_loss), false))
+            .chain((!test_loss.is_empty()).then(|| Series::line("test", test_loss, true)))
+            .collect(),
     };
     let acc = Panel {
         title: "Accuracy".into(),
         y_label: "accuracy".into(),
         log_y: false,
-        series: vec![
-            Series {
-                label: "train".into(),
-                points: pts(|r| r.train_accuracy),
-                thin: false,
-            },
-            Series {
-                label: "test".into(),
-                points: pts(|r| r.test_accuracy),
-                thin: true,
-            },
+        series: [
+            Series::line("train", pts(|r| r.train_accuracy), false),
+            Series::line("test", pts(|r| r.test_accuracy), true),
         ]
         .into_iter()
-        .chain(history.iter().any(|r| r.validation_accuracy.is_some()).then(|| {
-            Series {
-                label: "validation".into(),
-                points: history
-                    .iter()
-                    .filter_map(|r| r.validation_accuracy.map(|v| (r.epoch as f64, v)))
-                    .collect(),
-                thin: true,
-            }
+        .chain((!validation.is_empty()).then(|| Series {
+            dashed: true,
+            ..Series::line("validation", validation, true)
         }))
         .collect(),
     };
     save_figure(dir, "curves", title, &[loss, acc])
+}
+
+/// A run's figure title: the model, then its settings and its result.
+pub fn run_title(spec: &RunSpec, history: &[EpochRecord]) -> String {
+    let s = &spec.settings;
+    let result = history
+        .last()
+        .map(|r| {
+            format!(
+                " · test accuracy {:.2} % after {} epoch{}",
+                100.0 * r.test_accuracy,
+                r.epoch,
+                if r.epoch == 1 { "" } else { "s" }
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{}\nlr {}, batch {}, {}, schedule {}, dropout {}, seed {}{result}",
+        spec.model.describe(),
+        s.lr,
+        s.batch_size,
+        s.optimizer.describe(),
+        s.schedule.describe(),
+        s.dropout,
+        s.seed
+    )
 }
 
 /// Parses a `history.csv` by its header's column names, so that files

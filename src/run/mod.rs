@@ -23,7 +23,7 @@ mod history;
 mod resume;
 
 pub use execute::{BEST_MODEL_FILE, VALIDATION_STREAM, execute, execute_from, split_validation};
-pub use history::{finished_run, read_history, save_run_curves};
+pub use history::{finished_run, read_history, run_title, save_run_curves};
 pub use resume::{Resume, ResumeState, load_resume, open_unfinished};
 
 pub const CONFIG_FILE: &str = "config.json";

@@ -23,35 +23,54 @@ pub struct ConfigSummary {
     pub final_train_accuracy: f64,
     pub seconds_per_epoch: f64,
     pub total_seconds: f64,
-    /// Per epoch, means over seeds: (train loss, train accuracy).
-    pub curve: Vec<(f64, f64)>,
+    /// Per epoch, over the seeds.
+    pub curve: Vec<EpochSpread>,
 }
 
-/// Groups a sweep's results by swept value, in first-seen order.
+/// One epoch of a configuration over its seeds: means, and the test
+/// accuracy's sample standard deviation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpochSpread {
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    pub test_accuracy_std: f64,
+    /// When every seed's history has it.
+    pub test_loss: Option<f64>,
+    pub validation_accuracy: Option<f64>,
+}
+
+/// Mean and sample standard deviation (0 for one value).
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n.max(1.0);
+    let std = if v.len() > 1 {
+        (v.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    (mean, std)
+}
+
+/// Groups a sweep's results by configuration (label), in first-seen order.
 pub fn summarise(results: &[JobResult]) -> Vec<ConfigSummary> {
-    let mut values: Vec<usize> = Vec::new();
+    let mut labels: Vec<&str> = Vec::new();
     for r in results {
-        if !values.contains(&r.job.value) {
-            values.push(r.job.value);
+        if !labels.contains(&r.job.label.as_str()) {
+            labels.push(&r.job.label);
         }
     }
-    values
+    labels
         .iter()
-        .map(|&v| {
-            let runs: Vec<&JobResult> = results.iter().filter(|r| r.job.value == v).collect();
+        .map(|&label| {
+            let runs: Vec<&JobResult> = results.iter().filter(|r| r.job.label == label).collect();
             let n = runs.len() as f64;
             let last = |f: fn(&EpochRecord) -> f64| {
                 runs.iter()
                     .map(|r| f(r.history.last().expect("epochs")))
                     .collect::<Vec<_>>()
             };
-            let tests = last(|e| e.test_accuracy);
-            let mean = tests.iter().sum::<f64>() / n;
-            let std = if runs.len() > 1 {
-                (tests.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-            } else {
-                0.0
-            };
+            let (mean, std) = mean_std(&last(|e| e.test_accuracy));
             let total_seconds = runs
                 .iter()
                 .flat_map(|r| r.history.iter().map(|e| e.seconds))
@@ -60,14 +79,27 @@ pub fn summarise(results: &[JobResult]) -> Vec<ConfigSummary> {
             let len = runs.iter().map(|r| r.history.len()).min().unwrap_or(0);
             let curve = (0..len)
                 .map(|e| {
-                    let l = runs.iter().map(|r| r.history[e].train_loss).sum::<f64>() / n;
-                    let a = runs.iter().map(|r| r.history[e].train_accuracy).sum::<f64>() / n;
-                    (l, a)
+                    let at = |f: fn(&EpochRecord) -> f64| {
+                        runs.iter().map(|r| f(&r.history[e])).collect::<Vec<_>>()
+                    };
+                    let all = |f: fn(&EpochRecord) -> Option<f64>| {
+                        let v: Option<Vec<f64>> = runs.iter().map(|r| f(&r.history[e])).collect();
+                        v.map(|v| mean_std(&v).0)
+                    };
+                    let (test_accuracy, test_accuracy_std) = mean_std(&at(|r| r.test_accuracy));
+                    EpochSpread {
+                        train_loss: mean_std(&at(|r| r.train_loss)).0,
+                        train_accuracy: mean_std(&at(|r| r.train_accuracy)).0,
+                        test_accuracy,
+                        test_accuracy_std,
+                        test_loss: all(|r| r.test_loss),
+                        validation_accuracy: all(|r| r.validation_accuracy),
+                    }
                 })
                 .collect();
             ConfigSummary {
-                label: runs[0].job.label.clone(),
-                value: v,
+                label: label.to_string(),
+                value: runs[0].job.value,
                 seeds: runs.len(),
                 test_accuracy_mean: mean,
                 test_accuracy_std: std,
@@ -142,36 +174,102 @@ pub fn write_sweep_outputs(
     let _ = writeln!(md, "\n![learning curves](curves.png)");
     write_atomic(&dir.join("results.csv"), csv.as_bytes())?;
     write_atomic(&dir.join("results.md"), md.as_bytes())?;
-    let series = |f: fn(&(f64, f64)) -> f64| {
-        summaries
-            .iter()
-            .map(|s| Series {
-                label: s.label.clone(),
-                points: s
-                    .curve
-                    .iter()
-                    .enumerate()
-                    .map(|(e, p)| ((e + 1) as f64, f(p)))
-                    .collect(),
-                thin: false,
-            })
-            .collect::<Vec<_>>()
+    save_figure(dir, "curves", title, &sweep_panels(summaries))
+}
+
+/// The sweep's figure: loss (training, and test dashed) and accuracy
+/// (training; test dashed, with a band of ± one standard deviation over the
+/// seeds when there are several; validation dashed when held out), one
+/// colour per configuration.
+fn sweep_panels(summaries: &[ConfigSummary]) -> [Panel; 2] {
+    let epoch = |e: usize| (e + 1) as f64;
+    let line = |i: usize, label: String, points: Vec<(f64, f64)>, thin: bool| Series {
+        color: Some(i),
+        ..Series::line(label, points, thin)
     };
-    let panels = [
+    let optional = |s: &ConfigSummary, f: fn(&EpochSpread) -> Option<f64>| -> Option<Vec<(f64, f64)>> {
+        s.curve
+            .iter()
+            .enumerate()
+            .map(|(e, p)| f(p).map(|v| (epoch(e), v)))
+            .collect()
+    };
+    let mut loss = Vec::new();
+    let mut acc = Vec::new();
+    for (i, s) in summaries.iter().enumerate() {
+        let pts = |f: fn(&EpochSpread) -> f64| {
+            s.curve
+                .iter()
+                .enumerate()
+                .map(|(e, p)| (epoch(e), f(p)))
+                .collect()
+        };
+        let seeds = if s.seeds > 1 {
+            format!(" (mean of {})", s.seeds)
+        } else {
+            String::new()
+        };
+        loss.push(line(
+            i,
+            format!("{} train{seeds}", s.label),
+            pts(|p| p.train_loss),
+            false,
+        ));
+        if let Some(t) = optional(s, |p| p.test_loss) {
+            loss.push(line(i, format!("{} test", s.label), t, true));
+        }
+        acc.push(line(
+            i,
+            format!("{} train{seeds}", s.label),
+            pts(|p| p.train_accuracy),
+            false,
+        ));
+        let band = if s.seeds > 1 {
+            s.curve
+                .iter()
+                .enumerate()
+                .map(|(e, p)| {
+                    (
+                        epoch(e),
+                        p.test_accuracy - p.test_accuracy_std,
+                        p.test_accuracy + p.test_accuracy_std,
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let band_note = if s.seeds > 1 { " ± std" } else { "" };
+        acc.push(Series {
+            band,
+            ..line(
+                i,
+                format!("{} test{band_note}", s.label),
+                pts(|p| p.test_accuracy),
+                true,
+            )
+        });
+        if let Some(v) = optional(s, |p| p.validation_accuracy) {
+            acc.push(Series {
+                dashed: true,
+                ..line(i, format!("{} validation", s.label), v, true)
+            });
+        }
+    }
+    [
         Panel {
-            title: "Training loss".into(),
+            title: "Loss".into(),
             y_label: "cross-entropy (log scale)".into(),
             log_y: true,
-            series: series(|p| p.0),
+            series: loss,
         },
         Panel {
-            title: "Training accuracy".into(),
+            title: "Accuracy".into(),
             y_label: "accuracy".into(),
             log_y: false,
-            series: series(|p| p.1),
+            series: acc,
         },
-    ];
-    save_figure(dir, "curves", title, &panels)
+    ]
 }
 
 /// The report's test accuracies: MLP by hidden size (section 3.4).
