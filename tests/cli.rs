@@ -633,3 +633,128 @@ fn data_folders_one_level_off_get_did_you_mean() {
         stderr(&o)
     );
 }
+
+/// Tensor bytes of a model file, by name.
+fn tensors(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.data().to_vec()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `train --resume RUN --epochs N` continues a finished run: at a constant
+/// learning rate it ends with the bits of a run trained for N epochs from
+/// the start. `--init-from` starts from another model's parameters and
+/// refuses a model of another architecture.
+#[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
+fn finished_runs_continue_and_runs_start_from_a_model() {
+    let Some(mnist) = common::mnist_dir("finished_runs_continue_and_runs_start_from_a_model") else {
+        return;
+    };
+    let runs = tempfile::tempdir().unwrap();
+    let data = mnist.to_str().unwrap();
+    let path = |n: &str| runs.path().join(n);
+    let train = |out: &str, extra: &[&str]| {
+        let o = path(out);
+        let mut args = vec![
+            "train",
+            "mlp",
+            "--hidden",
+            "16",
+            "--data-dir",
+            data,
+            "--out",
+            o.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        scratchnet(&args)
+    };
+    assert!(train("short", &["--epochs", "2"]).status.success());
+    assert!(path("short").join("state.safetensors").is_file());
+    assert!(train("long", &["--epochs", "4"]).status.success());
+    let o = scratchnet(&[
+        "train",
+        "--resume",
+        path("short").to_str().unwrap(),
+        "--epochs",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Epoch 4/4"), "{}", stdout(&o));
+    assert_eq!(
+        tensors(&path("short").join("model.safetensors")),
+        tensors(&path("long").join("model.safetensors"))
+    );
+    let history = scratchnet::run::read_history(&path("short").join("history.csv")).unwrap();
+    assert_eq!(history.len(), 4);
+    let config = std::fs::read_to_string(path("short").join("config.json")).unwrap();
+    assert!(
+        config.contains("\"epochs\": 4") && config.contains("then: "),
+        "{config}"
+    );
+    // Not fewer epochs than it has.
+    let o = scratchnet(&[
+        "train",
+        "--resume",
+        path("short").to_str().unwrap(),
+        "--epochs",
+        "3",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("has finished 4 epochs; ask for at least 5"),
+        "{}",
+        stderr(&o)
+    );
+
+    // --init-from: the first epoch starts where the model ended.
+    let model = path("long").join("model.safetensors");
+    let o = train(
+        "tuned",
+        &["--epochs", "1", "--init-from", model.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Starting from the parameters of"),
+        "{}",
+        stdout(&o)
+    );
+    let fresh = train("fresh", &["--epochs", "1"]);
+    assert!(
+        test_accuracy(&o) > test_accuracy(&fresh),
+        "{} vs {}",
+        test_accuracy(&o),
+        test_accuracy(&fresh)
+    );
+    let config = std::fs::read_to_string(path("tuned").join("config.json")).unwrap();
+    assert!(config.contains("\"init_from\""), "{config}");
+    let o = scratchnet(&[
+        "train",
+        "mlp",
+        "--hidden",
+        "32",
+        "--epochs",
+        "1",
+        "--data-dir",
+        data,
+        "--init-from",
+        model.to_str().unwrap(),
+        "--out",
+        path("wrong").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("the model is mlp 784-16-10"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use scratchnet::run::{Data, ExecuteOptions, Resume, RunDir, RunEnd, RunSpec, execute_from, open_unfinished};
+use scratchnet::run::{
+    Data, ExecuteOptions, InitFrom, Resume, RunDir, RunEnd, RunSpec, execute_from, extend, open_unfinished,
+};
 use scratchnet::train::Progress;
 
 use super::DataArgs;
@@ -34,6 +36,9 @@ pub struct TrainArgs {
     /// With --resume: accept data files whose content differs from the official checksums
     #[arg(long, requires = "resume")]
     skip_checksum: bool,
+    /// With --resume: train to this many epochs in all, also continuing a finished run
+    #[arg(long, value_name = "N", requires = "resume", value_parser = super::validate::epochs)]
+    epochs: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,6 +60,9 @@ pub struct MlpArgs {
     /// Seed of initialisation and shuffling
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Start from this model's parameters (a run folder or .safetensors of the same architecture)
+    #[arg(long, value_name = "RUN_OR_MODEL")]
+    init_from: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -71,6 +79,9 @@ pub struct CnnArgs {
     /// Seed of initialisation and shuffling
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Start from this model's parameters (a run folder or .safetensors of the same architecture)
+    #[arg(long, value_name = "RUN_OR_MODEL")]
+    init_from: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -94,21 +105,24 @@ fn install_stop_handler() -> Result<()> {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let (spec, common, name) = match (a.model, a.resume) {
-        (_, Some(run)) => return resume(&run, a.data_dir, a.skip_checksum),
+    let (spec, common, name, init_from) = match (a.model, a.resume) {
+        (_, Some(run)) => return resume(&run, a.data_dir, a.skip_checksum, a.epochs),
         (Some(TrainCommand::Mlp(a)), None) => (
             a.hyper.spec(a.hidden, a.common.batch_size, a.seed),
             a.common,
             format!("mlp-h{}", a.hidden),
+            a.init_from,
         ),
         (Some(TrainCommand::Cnn(a)), None) => (
             a.hyper.spec(a.kernel, a.common.batch_size, a.seed),
             a.common,
             format!("cnn-k{}-f{}", a.kernel, a.hyper.filters),
+            a.init_from,
         ),
         (None, None) => unreachable!("clap requires a model or --resume"),
     };
     spec.validate().map_err(super::usage)?;
+    let init_from = init_from.map(|p| starting_point(&p, &spec)).transpose()?;
     warn_if_debug();
     let threads = super::set_threads(common.threads)?;
     let out = common.out_dir(&name);
@@ -124,14 +138,59 @@ pub fn run(a: TrainArgs) -> Result<()> {
         );
     }
     say!("The number of testing data: {}", data.test.len());
-    run_to_end(&spec, &data, &run_dir, common.checkpoint_every, None)
+    if let Some(i) = &init_from {
+        say!("Starting from the parameters of {}", i.path.display());
+    }
+    run_to_end(
+        &spec,
+        &data,
+        &run_dir,
+        common.checkpoint_every,
+        None,
+        init_from.as_ref(),
+    )
+}
+
+/// `--init-from`: the parameters of a model of the same architecture and
+/// normalisation as `spec`, or an error naming what differs.
+fn starting_point(path: &std::path::Path, spec: &RunSpec) -> Result<InitFrom> {
+    let (file, ckpt) = super::load_model(path).map_err(|e| anyhow::anyhow!("--init-from: {e:#}"))?;
+    if ckpt.spec != spec.model {
+        return Err(super::usage(format!(
+            "--init-from {}: the model is {}, but this run trains {}",
+            file.display(),
+            ckpt.spec.describe(),
+            spec.model.describe()
+        )));
+    }
+    if ckpt.normalize != spec.normalize {
+        return Err(super::usage(format!(
+            "--init-from {}: the model was trained on inputs normalised `{}`, this run normalises `{}`; pass --normalize {}",
+            file.display(),
+            ckpt.normalize.name(),
+            spec.normalize.name(),
+            ckpt.normalize.name()
+        )));
+    }
+    Ok(InitFrom {
+        path: std::path::absolute(&file).unwrap_or(file),
+        params: ckpt.params,
+    })
 }
 
 /// `train --resume RUN`: the run's configuration and thread count, its resume
 /// checkpoint, and on to the last epoch.
-fn resume(run: &std::path::Path, data_dir: Option<PathBuf>, skip_checksum: bool) -> Result<()> {
+fn resume(
+    run: &std::path::Path,
+    data_dir: Option<PathBuf>,
+    skip_checksum: bool,
+    epochs: Option<usize>,
+) -> Result<()> {
     warn_if_debug();
     let run_dir = RunDir::open(run)?;
+    if let Some(n) = epochs {
+        extend(&run_dir, n, &super::command_line())?;
+    }
     let (config, resume) = open_unfinished(&run_dir)?;
     let state = &resume.state;
     let threads = super::set_threads(state.threads)?;
@@ -156,7 +215,14 @@ fn resume(run: &std::path::Path, data_dir: Option<PathBuf>, skip_checksum: bool)
     for r in &state.history {
         say!("{}", epoch_line(r, spec.settings.epochs, ""));
     }
-    run_to_end(&spec, &data, &run_dir, config.checkpoint_every, Some(resume))
+    run_to_end(
+        &spec,
+        &data,
+        &run_dir,
+        config.checkpoint_every,
+        Some(resume),
+        None,
+    )
 }
 /// Trains with progress output and interruption handling; prints the final lines.
 fn run_to_end(
@@ -165,6 +231,7 @@ fn run_to_end(
     run_dir: &RunDir,
     checkpoint_every: usize,
     resume: Option<Resume>,
+    init_from: Option<&InitFrom>,
 ) -> Result<()> {
     install_stop_handler()?;
     let epochs = spec.settings.epochs;
@@ -179,6 +246,7 @@ fn run_to_end(
         command: &command,
         stop: Some(&STOP),
         checkpoint_every,
+        init_from,
     };
     let end = execute_from(spec, data, run_dir, options, resume, &mut |p| match p {
         Progress::Batch { epoch, .. } => {

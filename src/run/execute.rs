@@ -46,6 +46,11 @@ pub fn execute_from(
         "data normalised differently from the run"
     );
     let runner = Runner::new(spec.net(), Choice::Auto).map_err(|e| anyhow!(e))?;
+    // A fresh start replaces any final state an earlier run left.
+    if resume.is_none() && run_dir.final_state_path().exists() {
+        std::fs::remove_file(run_dir.final_state_path())
+            .with_context(|| format!("{}: cannot remove", run_dir.final_state_path().display()))?;
+    }
     execute_net(&runner, spec, data, run_dir, options, resume, report)
 }
 
@@ -73,14 +78,17 @@ fn execute_net(
             data.train.len()
         );
     }
-    let config = spec.config(
+    let mut config = spec.config(
         data,
         options.command,
         options.checkpoint_every,
         runner.code_name(),
     );
+    config.init_from = options.init_from.map(|i| i.path.clone());
     let (mut params, start, mut history, mut opt_state) = match resume {
         Some(r) => {
+            // A resumed run keeps the starting point it was given.
+            config.init_from = run_dir.read_config().ok().and_then(|c| c.init_from);
             let n = spec.model.layout().len();
             let expected = settings.optimizer.state(n);
             anyhow::ensure!(
@@ -98,7 +106,19 @@ fn execute_net(
                     .with_context(|| format!("{}: cannot remove", run_dir.resume_path().display()))?;
             }
             run_dir.write_config(&config)?;
-            let params = runner.init_params(settings.seed);
+            let params = match options.init_from {
+                Some(i) => {
+                    anyhow::ensure!(
+                        i.params.len() == spec.model.layout().len(),
+                        "{}: {} parameters, but the run's model has {}",
+                        i.path.display(),
+                        i.params.len(),
+                        spec.model.layout().len()
+                    );
+                    i.params.clone()
+                }
+                None => runner.init_params(settings.seed),
+            };
             let state = settings.optimizer.state(params.len());
             (params, Position::default(), Vec::new(), state)
         }
@@ -131,35 +151,39 @@ fn execute_net(
                 },
             )
         };
-    let save_resume =
-        |params: &[f32], opt: &optim::State, position: Position, history: &[EpochRecord]| -> Result<()> {
-            let state = ResumeState {
-                position,
-                history: history.to_vec(),
-                threads: rayon::current_num_threads(),
-                optimizer_steps: opt.steps,
-            };
-            let mut extra = Vec::new();
-            if !opt.m.is_empty() {
-                extra.push(("optimizer.m".to_string(), opt.m.clone()));
-            }
-            if !opt.v.is_empty() {
-                extra.push(("optimizer.v".to_string(), opt.v.clone()));
-            }
-            checkpoint::save(
-                &run_dir.resume_path(),
-                &Checkpoint {
-                    spec: spec.model,
-                    params: params.to_vec(),
-                    dataset: data.dataset,
-                    normalize: spec.normalize,
-                    config: Some(config_json.clone()),
-                    metrics: None,
-                    resume: Some(serde_json::to_string(&state)?),
-                    extra,
-                },
-            )
+    let save_state = |path: &Path,
+                      params: &[f32],
+                      opt: &optim::State,
+                      position: Position,
+                      history: &[EpochRecord]|
+     -> Result<()> {
+        let state = ResumeState {
+            position,
+            history: history.to_vec(),
+            threads: rayon::current_num_threads(),
+            optimizer_steps: opt.steps,
         };
+        let mut extra = Vec::new();
+        if !opt.m.is_empty() {
+            extra.push(("optimizer.m".to_string(), opt.m.clone()));
+        }
+        if !opt.v.is_empty() {
+            extra.push(("optimizer.v".to_string(), opt.v.clone()));
+        }
+        checkpoint::save(
+            path,
+            &Checkpoint {
+                spec: spec.model,
+                params: params.to_vec(),
+                dataset: data.dataset,
+                normalize: spec.normalize,
+                config: Some(config_json.clone()),
+                metrics: None,
+                resume: Some(serde_json::to_string(&state)?),
+                extra,
+            },
+        )
+    };
     let mut write_error = None;
     // A seeded part of the training set held out for validation (never the test set).
     let split =
@@ -220,7 +244,8 @@ fn execute_net(
                 }
                 let every = options.checkpoint_every;
                 if written.is_ok() && every > 0 && r.epoch % every == 0 && r.epoch < settings.epochs {
-                    written = save_resume(
+                    written = save_state(
+                        &run_dir.resume_path(),
                         params,
                         opt,
                         Position {
@@ -280,7 +305,7 @@ fn execute_net(
             Err(anyhow!("{e}{so_far}{kept}"))
         }
         Ok(Outcome::Interrupted(_, position)) => {
-            save_resume(&params, &opt_state, position, &history)?;
+            save_state(&run_dir.resume_path(), &params, &opt_state, position, &history)?;
             Ok(RunEnd::Interrupted(position))
         }
         Ok(end @ (Outcome::Finished(_) | Outcome::EarlyStopped(_))) => {
@@ -289,6 +314,12 @@ fn execute_net(
                 _ => "all epochs",
             };
             save_model(&run_dir.model_path(), &params, &history, Some(finished))?;
+            // What `train --resume RUN --epochs N` continues from.
+            let next = Position {
+                epoch: history.len() + 1,
+                ..Position::default()
+            };
+            save_state(&run_dir.final_state_path(), &params, &opt_state, next, &history)?;
             save_run_curves(&run_dir.path, &run_title(spec, &history), &history)?;
             if run_dir.resume_path().exists() {
                 std::fs::remove_file(run_dir.resume_path())

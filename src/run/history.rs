@@ -218,6 +218,7 @@ mod tests {
             threads: 1,
             command: String::new(),
             checkpoint_every: 1,
+            init_from: None,
         };
         let record = EpochRecord {
             epoch: 1,

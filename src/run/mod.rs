@@ -24,7 +24,7 @@ mod resume;
 
 pub use execute::{BEST_MODEL_FILE, VALIDATION_STREAM, execute, execute_from, split_validation};
 pub use history::{finished_run, read_history, run_title, save_run_curves};
-pub use resume::{Resume, ResumeState, load_resume, open_unfinished};
+pub use resume::{Resume, ResumeState, extend, load_resume, open_unfinished};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const HISTORY_FILE: &str = "history.csv";
@@ -32,6 +32,8 @@ pub const MODEL_FILE: &str = "model.safetensors";
 /// Parameters and position of an unfinished run, written every `--checkpoint-every`
 /// epochs and on interruption; removed when the run finishes.
 pub const RESUME_FILE: &str = "resume.safetensors";
+/// A finished run's final training state (parameters, optimiser, position).
+pub const FINAL_STATE_FILE: &str = "state.safetensors";
 
 /// Everything that determines a run, as saved in `config.json`: its
 /// [`RunSpec`] and where and how it ran.
@@ -53,6 +55,10 @@ pub struct RunConfig {
     /// before the field existed checkpoint every epoch).
     #[serde(default = "every_epoch")]
     pub checkpoint_every: usize,
+    /// The model file the parameters started from (`--init-from`), instead
+    /// of a fresh initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 fn every_epoch() -> usize {
@@ -92,6 +98,7 @@ impl RunSpec {
             threads: rayon::current_num_threads(),
             command: command.to_string(),
             checkpoint_every,
+            init_from: None,
         }
     }
 
@@ -140,6 +147,15 @@ pub struct ExecuteOptions<'a> {
     pub stop: Option<&'a AtomicBool>,
     /// Write a resume checkpoint every this many epochs (0: never).
     pub checkpoint_every: usize,
+    /// Start from these parameters instead of a fresh initialisation.
+    pub init_from: Option<&'a InitFrom>,
+}
+
+/// Parameters of another model to start a run from (`--init-from`).
+#[derive(Clone, Debug)]
+pub struct InitFrom {
+    pub path: PathBuf,
+    pub params: Vec<f32>,
 }
 
 /// How a run ended.
@@ -260,6 +276,20 @@ impl RunDir {
 
     pub fn resume_path(&self) -> PathBuf {
         self.path.join(RESUME_FILE)
+    }
+
+    /// The training state at the end of a finished run, kept so that the run
+    /// can be continued to more epochs.
+    pub fn final_state_path(&self) -> PathBuf {
+        self.path.join(FINAL_STATE_FILE)
+    }
+
+    /// The folder's `config.json`, read back.
+    pub fn read_config(&self) -> Result<RunConfig> {
+        let path = self.path.join(CONFIG_FILE);
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not a run configuration", path.display()))
     }
 
     pub fn write_config(&self, config: &RunConfig) -> Result<()> {

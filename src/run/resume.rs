@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use super::{CONFIG_FILE, MODEL_FILE, RESUME_FILE, RunConfig, RunDir};
+use super::{CONFIG_FILE, FINAL_STATE_FILE, MODEL_FILE, RESUME_FILE, RunConfig, RunDir};
 use crate::checkpoint::{self, Checkpoint};
 use crate::optim;
 use crate::train::{EpochRecord, Position};
@@ -107,6 +107,68 @@ pub fn open_unfinished(run_dir: &RunDir) -> Result<(RunConfig, Resume)> {
         optimizer,
     };
     Ok((config, resume))
+}
+
+/// Sets the run in `run_dir` to end after `epochs` epochs, so that
+/// [`open_unfinished`] continues it there: an unfinished run's target is
+/// changed (to no fewer epochs than it has started); a finished run gets its
+/// final state back as its resume checkpoint (it must have fewer epochs).
+/// `config.json` records the new count and the command that asked for it.
+///
+/// With a constant learning rate the continued run is the run that would
+/// have been trained for `epochs` from the start, bit for bit; a schedule
+/// that depends on the number of epochs (cosine, step) follows the new count
+/// from where the run is.
+pub fn extend(run_dir: &RunDir, epochs: usize, command: &str) -> Result<()> {
+    let run = &run_dir.path;
+    let mut config = run_dir.read_config()?;
+    let finished = run_dir.model_path().exists() && !run_dir.resume_path().exists();
+    let done = if finished {
+        let state = run_dir.final_state_path();
+        if !state.exists() {
+            bail!(
+                "{} is finished but holds no {FINAL_STATE_FILE} (it was trained by an earlier version); \
+                 start a new run from its model with `train … --init-from {}`",
+                run.display(),
+                run_dir.model_path().display()
+            );
+        }
+        let ckpt = checkpoint::load(&state)?;
+        let s: ResumeState =
+            serde_json::from_str(ckpt.resume.as_deref().unwrap_or("")).with_context(|| {
+                format!(
+                    "{}: the `resume` metadata is missing or malformed",
+                    state.display()
+                )
+            })?;
+        s.history.len()
+    } else {
+        let (_, s) = load_resume(run_dir)?;
+        s.position.epoch.saturating_sub(1)
+    };
+    // A finished run needs at least one more epoch; an unfinished one at
+    // least the epoch it is in.
+    let least = done + 1;
+    if epochs < least {
+        bail!(
+            "--epochs {epochs}: {} has {} {done} epoch{}; ask for at least {least}",
+            run.display(),
+            if finished { "finished" } else { "completed" },
+            if done == 1 { "" } else { "s" }
+        );
+    }
+    config.spec.settings.epochs = epochs;
+    config
+        .spec
+        .validate()
+        .map_err(|e| anyhow!("{}: {e}", run.join(CONFIG_FILE).display()))?;
+    config.command = format!("{}; then: {command}", config.command);
+    if finished {
+        let bytes = std::fs::read(run_dir.final_state_path())
+            .with_context(|| format!("{}: cannot read", run_dir.final_state_path().display()))?;
+        crate::atomic::write_atomic(&run_dir.resume_path(), &bytes)?;
+    }
+    run_dir.write_config(&config)
 }
 
 /// Checks a resume state's position and history against the run's epochs.
