@@ -129,6 +129,14 @@ fn gradcheck_passes() {
             &["gradcheck", "cnn", "--conv-bias"],
             &["conv.weight", "conv.bias", "fc.weight", "fc.bias"],
         ),
+        (
+            &["gradcheck", "mlp", "--activation", "relu", "--dropout", "0.5"],
+            &["hidden.weight", "dropout 0.5", "relu hidden layer"],
+        ),
+        (
+            &["gradcheck", "cnn", "--conv-bias", "--pool", "--pool-size", "3", "--dropout", "0.3"],
+            &["conv.bias", "max-pool 3×3", "dropout 0.3"],
+        ),
     ] {
         let o = scratchnet(args);
         assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));

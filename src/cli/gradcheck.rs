@@ -1,10 +1,10 @@
 //! `scratchnet gradcheck mlp`: back-propagation against finite differences (f64).
 
 use super::output::say;
-use super::validate::gradcheck_size;
+use super::validate::{gradcheck_size, unit_interval};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use scratchnet::gradcheck::{TOLERANCE, check_network};
+use scratchnet::gradcheck::{TOLERANCE, check_network_with_dropout};
 use scratchnet::init::Init;
 use scratchnet::layers::softmax_ce::Reduction;
 use scratchnet::models::{Activation, Cnn, Mlp, Network};
@@ -40,6 +40,9 @@ pub struct CnnCheck {
     /// Batch size
     #[arg(long, default_value_t = 4, value_parser = gradcheck_size)]
     batch: usize,
+    /// Dropout rate on the output layer's input (masks fixed by the seed)
+    #[arg(long, default_value_t = 0.0, value_parser = unit_interval)]
+    dropout: f32,
     /// Seed of the random point
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -59,6 +62,9 @@ pub struct MlpCheck {
     /// Hidden activation
     #[arg(long, value_enum, default_value_t = Activation::Sigmoid)]
     activation: Activation,
+    /// Dropout rate on the output layer's input (masks fixed by the seed)
+    #[arg(long, default_value_t = 0.0, value_parser = unit_interval)]
+    dropout: f32,
     /// Seed of the random point
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -79,13 +85,14 @@ pub fn run(c: GradcheckCommand) -> Result<()> {
                 init_std: 0.0,
             };
             say!(
-                "MLP {}-{}-10 ({} hidden layer), batch {}",
+                "MLP {}-{}-10 ({} hidden layer), batch {}, dropout {}",
                 a.input,
                 a.hidden,
                 a.activation.name(),
-                a.batch
+                a.batch,
+                a.dropout
             );
-            report(&net, a.batch, a.seed)
+            report(&net, a.batch, a.seed, a.dropout)
         }
         GradcheckCommand::Cnn(a) => {
             if a.kernel == 0 || a.kernel > a.side || a.filters == 0 || a.batch == 0 {
@@ -93,28 +100,38 @@ pub fn run(c: GradcheckCommand) -> Result<()> {
             }
             let net = Cnn::new(a.side, a.kernel, a.filters, a.conv_bias, 10)
                 .with_pool(a.pool.then_some(a.pool_size));
+            if a.pool && a.pool_size > a.side + 1 - a.kernel {
+                bail!(
+                    "--pool-size {} is larger than the {}×{} feature map",
+                    a.pool_size,
+                    a.side + 1 - a.kernel,
+                    a.side + 1 - a.kernel
+                );
+            }
             say!(
-                "CNN {}×{} input, {} filters {}×{}{}, batch {}",
+                "CNN {}×{} input, {} filters {}×{}{}{}, batch {}, dropout {}",
                 a.side,
                 a.side,
                 a.filters,
                 a.kernel,
                 a.kernel,
                 if a.conv_bias { " with bias" } else { "" },
-                a.batch
+                if a.pool { format!(", max-pool {}×{}", a.pool_size, a.pool_size) } else { String::new() },
+                a.batch,
+                a.dropout
             );
-            report(&net, a.batch, a.seed)
+            report(&net, a.batch, a.seed, a.dropout)
         }
     }
 }
 
 /// Prints the max relative error per tensor for both reductions; fails if any is too large.
-fn report<N: Network<f64>>(net: &N, batch: usize, seed: u64) -> Result<()> {
+fn report<N: Network<f64>>(net: &N, batch: usize, seed: u64, dropout: f32) -> Result<()> {
     say!("f64, central differences; pass if max relative error < {TOLERANCE:e}");
     let mut failed = false;
     for reduction in [Reduction::Sum, Reduction::Mean] {
         say!("loss reduction {}:", reduction.name());
-        for (name, err) in check_network(net, batch, reduction, seed) {
+        for (name, err) in check_network_with_dropout(net, batch, reduction, seed, dropout) {
             let ok = err < TOLERANCE;
             failed |= !ok;
             say!(
