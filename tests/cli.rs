@@ -134,7 +134,16 @@ fn gradcheck_passes() {
             &["hidden.weight", "dropout 0.5", "relu hidden layer"],
         ),
         (
-            &["gradcheck", "cnn", "--conv-bias", "--pool", "--pool-size", "3", "--dropout", "0.3"],
+            &[
+                "gradcheck",
+                "cnn",
+                "--conv-bias",
+                "--pool",
+                "--pool-size",
+                "3",
+                "--dropout",
+                "0.3",
+            ],
             &["conv.bias", "max-pool 3×3", "dropout 0.3"],
         ),
     ] {

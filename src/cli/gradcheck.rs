@@ -116,7 +116,11 @@ pub fn run(c: GradcheckCommand) -> Result<()> {
                 a.kernel,
                 a.kernel,
                 if a.conv_bias { " with bias" } else { "" },
-                if a.pool { format!(", max-pool {}×{}", a.pool_size, a.pool_size) } else { String::new() },
+                if a.pool {
+                    format!(", max-pool {}×{}", a.pool_size, a.pool_size)
+                } else {
+                    String::new()
+                },
                 a.batch,
                 a.dropout
             );

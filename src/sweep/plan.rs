@@ -90,6 +90,8 @@ pub fn run_plan(
         started: usize,
         done_work: f64,
         trained_work: f64,
+        /// Work done so far by each job in training (several side by side).
+        in_flight: Vec<f64>,
         training_since: Option<Instant>,
     }
     let shared = Mutex::new(Shared {
@@ -97,16 +99,20 @@ pub fn run_plan(
         started: 0,
         done_work: 0.0,
         trained_work: 0.0,
+        in_flight: vec![0.0; jobs.len()],
         training_since: None,
     });
-    let eta = |sh: &Shared, in_flight: f64| {
+    // Every lane's ETA counts the work of all jobs in flight, so lanes agree.
+    let eta = |sh: &Shared| {
+        let in_flight: f64 = sh.in_flight.iter().sum();
         let rate = sh
             .training_since
             .map(|t| t.elapsed().as_secs_f64() / (sh.trained_work + in_flight));
         rate.filter(|r| r.is_finite() && sh.trained_work + in_flight > 0.0)
             .map(|r| (total_work - sh.done_work - in_flight).max(0.0) * r)
     };
-    let run_one = |job: &Job, data: &Data, concurrent: bool| -> Result<JobResult> {
+    let run_one = |i: usize, data: &Data, concurrent: bool| -> Result<JobResult> {
+        let job = &jobs[i];
         let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(history) = reuse
             .then(|| finished_run(&job.dir, &job.spec, data.dataset))
@@ -133,7 +139,7 @@ pub fn run_plan(
             let mut sh = lock();
             sh.started += 1;
             sh.training_since.get_or_insert_with(Instant::now);
-            let (index, eta_seconds) = (sh.started, eta(&sh, 0.0));
+            let (index, eta_seconds) = (sh.started, eta(&sh));
             (sh.report)(PlanEvent::Start {
                 job,
                 index,
@@ -159,7 +165,8 @@ pub fn run_plan(
             let mut sh = lock();
             match p {
                 Progress::Epoch(r, _, _) => {
-                    let eta_seconds = eta(&sh, per_epoch * r.epoch as f64);
+                    sh.in_flight[i] = per_epoch * r.epoch as f64;
+                    let eta_seconds = eta(&sh);
                     (sh.report)(PlanEvent::Epoch {
                         job,
                         record: r,
@@ -177,6 +184,7 @@ pub fn run_plan(
         // so a sweep's summary does not depend on which runs were reused.
         let history = read_history(&job.dir.join(HISTORY_FILE))?;
         let mut sh = lock();
+        sh.in_flight[i] = 0.0;
         sh.trained_work += work(job);
         sh.done_work += work(job);
         Ok(JobResult {
@@ -204,7 +212,7 @@ pub fn run_plan(
                             break;
                         };
                         let result = match &pool {
-                            Ok(pool) => pool.install(|| run_one(&jobs[i], &data[i], true)),
+                            Ok(pool) => pool.install(|| run_one(i, &data[i], true)),
                             Err(e) => Err(anyhow!("could not start a thread pool: {e}")),
                         };
                         done.lock().unwrap_or_else(|e| e.into_inner()).push((i, result));
@@ -219,7 +227,7 @@ pub fn run_plan(
     let side_failed = results.iter().flatten().any(|r| r.is_err());
     for i in 0..jobs.len() {
         if results[i].is_none() && !side_failed {
-            let r = run_one(&jobs[i], &data[i], false);
+            let r = run_one(i, &data[i], false);
             let failed = r.is_err();
             results[i] = Some(r);
             if failed {
