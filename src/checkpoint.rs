@@ -1,6 +1,6 @@
 //! Checkpoints in the safetensors format, with PyTorch's tensor names and
 //! layouts, so that `model.load_state_dict(safetensors.torch.load_file(path))`
-//! works on the matching `nn.Sequential` (see the README).
+//! works on the matching `nn.Sequential` (see docs/guide.md).
 //!
 //! Metadata (all strings, as the format requires): `format` = "scratchnet",
 //! `format_version`, `model` (a JSON [`ModelSpec`]), `dataset`, `normalize`,

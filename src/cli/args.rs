@@ -40,7 +40,7 @@ pub struct MlpHyper {
     init_std: f64,
     /// Input normalisation: p/255 (unit), (p/255 − 0.1307)/0.3081 (standard) or [−1, 1]
     /// (symmetric: TorchVision's Normalize((0.5,), (0.5,)), which matches the report's MLP curves;
-    /// see the README)
+    /// see docs/reproduction.md)
     #[arg(long, value_enum, default_value_t = Normalize::Symmetric)]
     normalize: Normalize,
     #[command(flatten)]
@@ -64,7 +64,7 @@ pub struct CnnHyper {
     /// Epochs
     #[arg(long, default_value_t = 5, value_parser = epochs)]
     epochs: usize,
-    /// Learning rate η (chosen against the report's K=7 curve and accuracy; see the README)
+    /// Learning rate η (chosen against the report's K=7 curve and accuracy; see docs/reproduction.md)
     #[arg(long, default_value_t = 0.04, value_parser = learning_rate)]
     lr: f32,
     /// How per-sample losses and gradients combine over a batch (the report's CNN averages)
