@@ -200,6 +200,16 @@ fn cnn_trains_to_88_percent_in_one_epoch_and_eval_reproduces_it() {
         assert!(out.contains(want), "{want:?} missing in:\n{out}");
     }
     let epoch = out.lines().find(|l| l.starts_with("Epoch 1/1")).unwrap();
+    // The run's figure is titled with its settings and result, and shows the test loss.
+    let svg = std::fs::read_to_string(run.join("curves.svg")).unwrap();
+    for want in [
+        "lr 0.04, batch 128, sgd",
+        "test accuracy",
+        "after 1 epoch",
+        "Loss",
+    ] {
+        assert!(svg.contains(want), "curves.svg lacks {want:?}");
+    }
     let trained = test_accuracy(&o);
     assert!(
         epoch.contains(&format!("Test Accuracy: {trained:.4} (")),
