@@ -2,11 +2,19 @@
 //! it (`$SCRATCHNET_DATA_DIR/mnist`, else the user cache's `scratchnet/mnist`),
 //! or when `SCRATCHNET_REQUIRE_DATA=1` asks for it: the tests that need the
 //! data are otherwise marked ignored, so that the test summary counts them.
+//! Sets `cfg(onnx_python)` when `SCRATCHNET_ONNX_PYTHON` names a Python with
+//! onnx and onnxruntime, for the export tests.
 
 use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(mnist_data)");
+    println!("cargo::rustc-check-cfg=cfg(onnx_python)");
+    println!("cargo::rerun-if-env-changed=SCRATCHNET_ONNX_PYTHON");
+    // A Python with onnx and onnxruntime for the export tests (`.ci/run` makes one).
+    if std::env::var_os("SCRATCHNET_ONNX_PYTHON").is_some_and(|p| Path::new(&p).is_file()) {
+        println!("cargo::rustc-cfg=onnx_python");
+    }
     println!("cargo::rerun-if-env-changed=SCRATCHNET_DATA_DIR");
     println!("cargo::rerun-if-env-changed=SCRATCHNET_REQUIRE_DATA");
     println!("cargo::rerun-if-changed=build.rs");

@@ -69,6 +69,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod engine;
+pub mod export;
 pub mod gradcheck;
 pub mod init;
 pub mod kernels;

@@ -9,6 +9,7 @@ mod data;
 mod dataset;
 mod download;
 mod eval;
+mod export;
 mod gradcheck;
 pub mod grid;
 mod output;
@@ -60,6 +61,8 @@ enum Command {
     Reproduce(reproduce::ReproduceArgs),
     /// Evaluate a trained model on the test set
     Eval(eval::EvalArgs),
+    /// Write a trained model as an ONNX graph
+    Export(export::ExportArgs),
     /// Most likely classes of PNG/JPEG digit images
     Predict(predict::PredictArgs),
     /// Training throughput per model, with the machine's matrix-multiply speed for scale
@@ -208,5 +211,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Gradcheck(c) => gradcheck::run(c),
         Command::Bench(a) => bench::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Export(a) => export::run(a),
     }
 }
