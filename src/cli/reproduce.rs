@@ -11,7 +11,8 @@ use scratchnet::atomic::write_atomic;
 use scratchnet::bench::cpu_model;
 use scratchnet::models::ModelSpec;
 use scratchnet::sweep::{
-    ConfigSummary, REPORT_CNN, REPORT_MLP, comparison_table, format_duration, summarise, write_sweep_outputs,
+    ACCURACY_NOTE, ConfigSummary, REPORT_CNN, REPORT_MLP, comparison_table, format_duration, summarise,
+    write_sweep_outputs,
 };
 
 use super::DataArgs;
@@ -202,6 +203,7 @@ fn report_markdown(
     md.push_str(&comparison_table("kernel size", &REPORT_CNN, cnn_summary, |v| {
         format!("{v} × {v}")
     }));
+    let _ = writeln!(md, "\n{ACCURACY_NOTE}");
     let _ = writeln!(md, "\n![CNN training curves](cnn/curves.png)\n");
     let _ = writeln!(md, "## Configuration\n");
     let m = mlp.spec(256, 128, 0);

@@ -7,5 +7,6 @@ mod summary;
 
 pub use plan::{Job, JobResult, PlanEvent, format_duration, run_plan};
 pub use summary::{
-    ConfigSummary, REPORT_CNN, REPORT_MLP, comparison_table, format_accuracy, summarise, write_sweep_outputs,
+    ACCURACY_NOTE, ConfigSummary, EpochSpread, REPORT_CNN, REPORT_MLP, comparison_table, format_accuracy,
+    summarise, write_sweep_outputs,
 };

@@ -35,6 +35,8 @@ pub struct JobResult {
     pub history: Vec<EpochRecord>,
     /// Whether it was found finished on disk rather than trained now.
     pub reused: bool,
+    /// The number of test images its accuracy was measured on.
+    pub test_images: usize,
 }
 
 /// Events of a plan, for printing.
@@ -133,6 +135,7 @@ pub fn run_plan(
                 job: job.clone(),
                 history,
                 reused: true,
+                test_images: data.test.len(),
             });
         }
         {
@@ -191,6 +194,7 @@ pub fn run_plan(
             job: job.clone(),
             history,
             reused: false,
+            test_images: data.test.len(),
         })
     };
     let mut results: Vec<Option<Result<JobResult>>> = jobs.iter().map(|_| None).collect();
