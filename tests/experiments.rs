@@ -323,3 +323,166 @@ fn list_valued_flags_sweep_every_combination() {
         stderr(&o)
     );
 }
+
+/// The runs a sweep's output says it started training (`== [i/n] … →`).
+fn trained_here(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.starts_with("== [") && l.contains(" → "))
+        .map(|l| {
+            l.split("] ")
+                .nth(1)
+                .unwrap()
+                .split(" → ")
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+/// `--shard I/N`: two shards started together on one folder train disjoint
+/// halves of the plan; the same shard started twice at once trains every
+/// run once; a shard killed and restarted continues its run; the sweep
+/// without `--shard` then reuses every run and writes the tables.
+#[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
+fn shards_share_a_sweep_without_training_a_run_twice() {
+    let Some(mnist) = common::mnist_dir("shards_share_a_sweep_without_training_a_run_twice") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("sharded");
+    let data = mnist.to_str().unwrap();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "sweep",
+            "mlp",
+            "--hidden",
+            "8,16,24,32",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(["--data-dir", data, "--out", dir.to_str().unwrap()].map(String::from));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let spawn = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_scratchnet"))
+            .args(args(extra))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Shards 1/2 and 2/2, and shard 1/2 a second time, all at once.
+    let children = [
+        spawn(&["--shard", "1/2"]),
+        spawn(&["--shard", "2/2"]),
+        spawn(&["--shard", "1/2"]),
+    ];
+    let outputs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+            stdout(&o)
+        })
+        .collect();
+    let mut all: Vec<String> = outputs.iter().flat_map(|o| trained_here(o)).collect();
+    let first: Vec<String> = trained_here(&outputs[0])
+        .into_iter()
+        .chain(trained_here(&outputs[2]))
+        .collect();
+    let second = trained_here(&outputs[1]);
+    assert!(
+        first.iter().all(|r| !second.contains(r)),
+        "shards overlap: {first:?} {second:?}"
+    );
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "a run trained twice: {outputs:#?}");
+    assert_eq!(all.len(), 8, "{outputs:#?}");
+    assert!(
+        outputs[0].contains("shard 1/2: 4 of the plan's 8 runs"),
+        "{}",
+        outputs[0]
+    );
+
+    // A longer sweep's shard killed mid-run and started again continues it.
+    let long = out.path().join("long");
+    let long_args = |shard: &str| -> Vec<String> {
+        [
+            "sweep",
+            "mlp",
+            "--hidden",
+            "128",
+            "--seeds",
+            "0,1",
+            "--epochs",
+            "15",
+            "--data-dir",
+            data,
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([long.display().to_string(), "--shard".into(), shard.into()])
+        .collect()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scratchnet"))
+        .args(long_args("1/2"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = 0;
+    while std::time::Instant::now() < deadline {
+        let runs = ["h128-s0", "h128-s1"].map(|r| {
+            std::fs::read_to_string(long.join(r).join("history.csv"))
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        });
+        seen = runs.into_iter().max().unwrap();
+        if seen >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(seen >= 3, "no progress in {}", long.display());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = scratchnet(&long_args("1/2").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("1 runs finished here or earlier"),
+        "{}",
+        stdout(&o)
+    );
+    let o = scratchnet(&long_args("2/2").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Without --shard: every run reused, the tables written.
+    for (d, n) in [(&dir, 8), (&long, 2)] {
+        let a: Vec<String> = if n == 8 {
+            args(&[])
+        } else {
+            let mut a = long_args("1/1");
+            a.truncate(a.len() - 2); // without --shard
+            a
+        };
+        let o = scratchnet(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o).matches(", reused").count(), n, "{}", stdout(&o));
+        let md = std::fs::read_to_string(d.join("results.md")).unwrap();
+        assert!(md.contains("(seeds 0, 1)"), "{md}");
+    }
+}

@@ -98,7 +98,7 @@ pub fn run(mut a: ReproduceArgs) -> Result<()> {
         0 => threads.min(2),
         n => n.min(threads),
     };
-    let results = run_jobs(&jobs, !a.overwrite, &data, side_by_side)?;
+    let results = run_jobs(&jobs, !a.overwrite, false, &data, side_by_side)?;
     let reused = results.iter().filter(|r| r.reused).count();
     let (mlp_results, cnn_results): (Vec<_>, Vec<_>) =
         results.into_iter().partition(|r| r.job.sweep == "mlp");

@@ -27,7 +27,61 @@ pub enum SweepCommand {
 /// Shown under `sweep mlp --help` and `sweep cnn --help`.
 const LISTS: &str = "Any other flag that takes a value also takes a comma-separated list \
                      (--lr 0.01,0.05 --batch-size 64,128 --dropout 0,0.3): one configuration per combination, \
-                     each with its own run folder and row.";
+                     each with its own run folder and row.\n\n\
+                     --shard I/N runs only the I-th of N shares of the plan (shares balanced by the runs' \
+                     cost, the same for every process given the same flags), so that N processes, on one \
+                     machine or on several sharing the folder, run the whole sweep together. A run folder \
+                     being trained by another process is left to it. Run the sweep without --shard \
+                     afterwards: it reuses every finished run and writes the tables and figures.";
+
+/// `--shard I/N`: share I (from 1) of N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+/// The most shares a plan may be cut into.
+const MAX_SHARDS: usize = 10_000;
+
+fn shard(s: &str) -> Result<Shard, String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("expected I/N, such as 1/4, got {s:?}"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("expected I/N with whole numbers, got {s:?}"))
+    };
+    let (index, count) = (parse(i)?, parse(n)?);
+    if !(1..=MAX_SHARDS).contains(&count) || !(1..=count).contains(&index) {
+        return Err(format!("expected 1 ≤ I ≤ N ≤ {MAX_SHARDS}, got {s}"));
+    }
+    Ok(Shard { index, count })
+}
+
+/// The jobs of share `shard`: the plan's jobs dealt, costliest first, to the
+/// share with the least work so far (ties to the lower share, then plan
+/// order), so that every process computes the same shares.
+pub fn share(jobs: &[Job], shard: Shard) -> Vec<Job> {
+    let work = |j: &Job| j.spec.cost() * j.spec.settings.epochs as f64;
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by(|&a, &b| work(&jobs[b]).total_cmp(&work(&jobs[a])).then(a.cmp(&b)));
+    let mut load = vec![0.0f64; shard.count];
+    let mut owner = vec![0usize; jobs.len()];
+    for i in order {
+        let least = (0..shard.count)
+            .min_by(|&a, &b| load[a].total_cmp(&load[b]).then(a.cmp(&b)))
+            .unwrap_or(0);
+        load[least] += work(&jobs[i]);
+        owner[i] = least;
+    }
+    jobs.iter()
+        .zip(&owner)
+        .filter(|(_, o)| **o == shard.index - 1)
+        .map(|(j, _)| j.clone())
+        .collect()
+}
 
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true, after_help = LISTS)]
@@ -38,6 +92,9 @@ pub struct SweepMlpArgs {
     /// Seeds, comma-separated; each configuration runs once per seed
     #[arg(long, value_delimiter = ',', default_value = "0", action = clap::ArgAction::Set)]
     seeds: Vec<u64>,
+    /// Run only share I of N of the plan (see `--help`)
+    #[arg(long, value_name = "I/N", value_parser = shard)]
+    shard: Option<Shard>,
     #[command(flatten)]
     hyper: MlpHyper,
     #[command(flatten)]
@@ -53,6 +110,9 @@ pub struct SweepCnnArgs {
     /// Seeds, comma-separated; each configuration runs once per seed
     #[arg(long, value_delimiter = ',', default_value = "0", action = clap::ArgAction::Set)]
     seeds: Vec<u64>,
+    /// Run only share I of N of the plan (see `--help`)
+    #[arg(long, value_name = "I/N", value_parser = shard)]
+    shard: Option<Shard>,
     #[command(flatten)]
     hyper: CnnHyper,
     #[command(flatten)]
@@ -118,6 +178,7 @@ type Plan = (
     std::path::PathBuf,
     &'static str,
     &'static str,
+    Option<Shard>,
 );
 
 fn plan(c: SweepCommand) -> Plan {
@@ -132,6 +193,7 @@ fn plan(c: SweepCommand) -> Plan {
                 out,
                 "MLP sweep: learning curves by hidden size",
                 "hidden size",
+                a.shard,
             )
         }
         SweepCommand::Cnn(a) => {
@@ -144,6 +206,7 @@ fn plan(c: SweepCommand) -> Plan {
                 out,
                 "CNN sweep: learning curves by kernel size",
                 "kernel size",
+                a.shard,
             )
         }
     }
@@ -156,7 +219,7 @@ fn plan_grid(first: Plan) -> Result<Plan> {
     if combos.is_empty() {
         return Ok(first);
     }
-    let (_, common, name, title, parameter) = first;
+    let (_, common, name, title, parameter, shard) = first;
     let mut jobs = Vec::new();
     for combo in combos {
         // A value that its flag refuses ends the program as the first one would (exit 2).
@@ -179,11 +242,11 @@ fn plan_grid(first: Plan) -> Result<Plan> {
             jobs.push(job);
         }
     }
-    Ok((jobs, common, name, title, parameter))
+    Ok((jobs, common, name, title, parameter, shard))
 }
 
 pub fn run(c: SweepCommand) -> Result<()> {
-    let (jobs, common, name, title, parameter) = plan_grid(plan(c))?;
+    let (jobs, common, name, title, parameter, shard) = plan_grid(plan(c))?;
     for job in &jobs {
         job.spec.validate().map_err(super::usage)?;
     }
@@ -191,12 +254,38 @@ pub fn run(c: SweepCommand) -> Result<()> {
     let threads = super::set_threads(common.threads)?;
     std::fs::create_dir_all(&name)?;
     let data = DataCache::new(&common.data)?;
+    if let Some(s) = shard {
+        let mine = share(&jobs, s);
+        say!(
+            "sweep shard {}/{}: {} of the plan's {} runs into {} ({threads} threads)",
+            s.index,
+            s.count,
+            mine.len(),
+            jobs.len(),
+            name.display()
+        );
+        let results = run_jobs(&mine, !common.overwrite, true, &data, 1)?;
+        let labels: Vec<String> = results
+            .iter()
+            .map(|r| format!("{} seed {}", r.job.label, r.job.spec.settings.seed))
+            .collect();
+        say!(
+            "shard {}/{} done: {} runs finished here or earlier ({}); {} left to other processes. \
+             When every shard is done, run the same command without --shard for the tables and figures.",
+            s.index,
+            s.count,
+            results.len(),
+            labels.join(", "),
+            mine.len() - results.len()
+        );
+        return Ok(());
+    }
     say!(
         "sweep of {} runs into {} ({threads} threads)",
         jobs.len(),
         name.display()
     );
-    let results = run_jobs(&jobs, !common.overwrite, &data, 1)?;
+    let results = run_jobs(&jobs, !common.overwrite, false, &data, 1)?;
     let summaries = summarise(&results);
     write_sweep_outputs(&name, title, parameter, &summaries)?;
     // The table, without the figure links that only a markdown viewer shows.
@@ -212,7 +301,14 @@ pub fn run(c: SweepCommand) -> Result<()> {
 
 /// Runs a plan, printing each run's start and epochs with the plan's ETA;
 /// `side_by_side` as in [`run_plan`] (epoch lines then name their run).
-pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache, side_by_side: usize) -> Result<Vec<JobResult>> {
+/// With `skip_in_use`, a run whose folder another process holds is left to it.
+pub fn run_jobs(
+    jobs: &[Job],
+    reuse: bool,
+    skip_in_use: bool,
+    data: &DataCache,
+    side_by_side: usize,
+) -> Result<Vec<JobResult>> {
     let command = super::command_line();
     let batches: usize = jobs
         .iter()
@@ -222,6 +318,7 @@ pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache, side_by_side: usize
     let result = run_plan(
         jobs,
         reuse,
+        skip_in_use,
         &|n| data.get(n),
         &command,
         side_by_side,
@@ -269,6 +366,15 @@ pub fn run_jobs(jobs: &[Job], reuse: bool, data: &DataCache, side_by_side: usize
                     false => say!("{line}"),
                 });
             }
+            PlanEvent::InUse { job, holder } => bar.suspend(|| {
+                say!(
+                    "== {} {} seed {}: {} is being trained by another process ({holder}); left to it",
+                    job.sweep,
+                    job.label,
+                    job.spec.settings.seed,
+                    job.dir.display()
+                )
+            }),
             PlanEvent::Batch => bar.inc(1),
         },
     );

@@ -180,6 +180,14 @@ pub struct RunLock {
 /// released when its holder exits, however it exits (a crashed run never
 /// blocks the folder); the file records the holder, to name it when the lock
 /// is taken.
+/// A run folder locked by another process (its lock names the holder).
+#[derive(Debug, thiserror::Error)]
+#[error("{} is in use by another scratchnet process ({holder}); wait for it to finish or choose another --out", dir.display())]
+pub struct InUse {
+    pub dir: PathBuf,
+    pub holder: String,
+}
+
 fn lock(dir: &Path) -> Result<RunLock> {
     use std::io::{Read, Seek, Write};
     let path = dir.join(LOCK_FILE);
@@ -197,15 +205,15 @@ fn lock(dir: &Path) -> Result<RunLock> {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();
-            bail!(
-                "{} is in use by another scratchnet process ({}); wait for it to finish or choose another --out",
-                dir.display(),
-                if holder.is_empty() {
-                    "unknown holder"
+            return Err(InUse {
+                dir: dir.to_path_buf(),
+                holder: if holder.is_empty() {
+                    "unknown holder".into()
                 } else {
-                    holder
-                }
-            );
+                    holder.into()
+                },
+            }
+            .into());
         }
         Err(std::fs::TryLockError::Error(e)) => {
             return Err(e).with_context(|| format!("{}: cannot lock", path.display()));

@@ -9,8 +9,8 @@ use anyhow::{Result, anyhow};
 use crate::data::batches::Normalize;
 use crate::run::execute::thread_independent;
 use crate::run::{
-    Data, ExecuteOptions, HISTORY_FILE, RunDir, RunEnd, RunSpec, execute_from, finished_run, open_unfinished,
-    read_history,
+    Data, ExecuteOptions, HISTORY_FILE, InUse, RunDir, RunEnd, RunSpec, execute_from, finished_run,
+    open_unfinished, read_history,
 };
 use crate::train::{EpochRecord, Progress};
 
@@ -49,6 +49,12 @@ pub enum PlanEvent<'a> {
         reused: bool,
         eta_seconds: Option<f64>,
     },
+    /// A job's folder is locked by another process (another shard trains
+    /// it); with `skip_in_use` it is left to that process.
+    InUse {
+        job: &'a Job,
+        holder: String,
+    },
     /// An epoch of the current job ended.
     Epoch {
         job: &'a Job,
@@ -69,9 +75,11 @@ pub enum PlanEvent<'a> {
 /// each on its own pool of threads/`side_by_side` threads (a small MLP keeps one
 /// core busier than it keeps two); the others then run one after another on
 /// all threads. The results come back in the order of `jobs` either way.
+#[allow(clippy::too_many_arguments)]
 pub fn run_plan(
     jobs: &[Job],
     reuse: bool,
+    skip_in_use: bool,
     data_for: &dyn Fn(Normalize) -> Result<std::sync::Arc<Data>>,
     command: &str,
     side_by_side: usize,
@@ -113,9 +121,26 @@ pub fn run_plan(
         rate.filter(|r| r.is_finite() && sh.trained_work + in_flight > 0.0)
             .map(|r| (total_work - sh.done_work - in_flight).max(0.0) * r)
     };
-    let run_one = |i: usize, data: &Data, concurrent: bool| -> Result<JobResult> {
+    let run_one = |i: usize, data: &Data, concurrent: bool| -> Result<Option<JobResult>> {
         let job = &jobs[i];
         let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
+        // The run folder's lock is the run's claim: held while this process
+        // reuses or trains it, released by the operating system however the
+        // process ends.
+        let run_dir = match RunDir::create(&job.dir, true) {
+            Ok(d) => d,
+            Err(e) if skip_in_use && e.downcast_ref::<InUse>().is_some() => {
+                let holder = e
+                    .downcast_ref::<InUse>()
+                    .map(|u| u.holder.clone())
+                    .unwrap_or_default();
+                let mut sh = lock();
+                sh.done_work += work(job);
+                (sh.report)(PlanEvent::InUse { job, holder });
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(history) = reuse
             .then(|| finished_run(&job.dir, &job.spec, data.dataset))
             .flatten()
@@ -131,12 +156,12 @@ pub fn run_plan(
                 reused: true,
                 eta_seconds: None,
             });
-            return Ok(JobResult {
+            return Ok(Some(JobResult {
                 job: job.clone(),
                 history,
                 reused: true,
                 test_images: data.test.len(),
-            });
+            }));
         }
         {
             let mut sh = lock();
@@ -151,7 +176,6 @@ pub fn run_plan(
                 eta_seconds,
             });
         }
-        let run_dir = RunDir::create(&job.dir, true)?;
         let per_epoch = job.spec.cost();
         let options = ExecuteOptions {
             command,
@@ -190,14 +214,14 @@ pub fn run_plan(
         sh.in_flight[i] = 0.0;
         sh.trained_work += work(job);
         sh.done_work += work(job);
-        Ok(JobResult {
+        Ok(Some(JobResult {
             job: job.clone(),
             history,
             reused: false,
             test_images: data.test.len(),
-        })
+        }))
     };
-    let mut results: Vec<Option<Result<JobResult>>> = jobs.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Result<Option<JobResult>>>> = jobs.iter().map(|_| None).collect();
     // Side by side: the thread-independent jobs, longest first.
     let mut side: Vec<usize> = (0..jobs.len())
         .filter(|&i| side_by_side > 1 && thread_independent(&jobs[i].spec.model))
@@ -239,7 +263,8 @@ pub fn run_plan(
             }
         }
     }
-    results.into_iter().map_while(|r| r).collect()
+    let done: Result<Vec<Option<JobResult>>> = results.into_iter().map_while(|r| r).collect();
+    Ok(done?.into_iter().flatten().collect())
 }
 
 /// "1h02m03s", "4m05s" or "12s".

@@ -350,7 +350,10 @@ mod tests {
         };
         let md = comparison_table("hidden", &REPORT_MLP, std::slice::from_ref(&s), |v| v.to_string());
         // 9,600 of 10,000: the Wilson interval 95.60–96.37 % (centre 95.98 %, half-width 0.38 pp).
-        assert!(md.contains("| 32 | 95.69 % | 96.00 % (95 % CI 95.60–96.37) | +0.31 pp |"), "{md}");
+        assert!(
+            md.contains("| 32 | 95.69 % | 96.00 % (95 % CI 95.60–96.37) | +0.31 pp |"),
+            "{md}"
+        );
         let three = ConfigSummary {
             seeds: 3,
             seed_list: vec![0, 1, 2],
