@@ -225,7 +225,7 @@ fn training(c: &mut Criterion) {
         g.bench_function(spec.describe(), |bench| {
             bench.iter(|| {
                 let mut p = runner.init_params(0);
-                train::train(&runner, &mut p, &data, &test, &settings, &mut |_| {}).unwrap()
+                train::train(&runner, &mut p, &data, Some(&test), &settings, &mut |_| {}).unwrap()
             })
         });
     }

@@ -96,7 +96,7 @@ pub fn time_training(
 fn run(runner: &Runner, data: &Samples, test: &Samples, settings: &Settings) -> Vec<f64> {
     let mut params = runner.init_params(0);
     // Random labels and a small learning rate keep the loss finite.
-    train::train(runner, &mut params, data, test, settings, &mut |_| {})
+    train::train(runner, &mut params, data, Some(test), settings, &mut |_| {})
         .map(|h| h.iter().map(|r| r.seconds).collect())
         .unwrap_or_default()
 }

@@ -5,6 +5,30 @@
 //! forward pass, gradient and update is in this crate, next to the equation
 //! it implements.
 //!
+//! ## Using the library
+//!
+//! [`prelude`] holds what a program needs: a [`Model`] built from a
+//! [`ModelSpec`](models::ModelSpec), a [`Trainer`] with
+//! [`Settings`](train::Settings) (defaults and a builder), [`load_mnist`],
+//! `save`/`load` in one call, and `predict` returning probabilities. The
+//! examples (`cargo run --release --example train_mlp`, `custom_data`,
+//! `inspect_checkpoint`) are short programs on it. Without the default `cli`
+//! feature the crate has no command-line, download, plotting, image or ONNX
+//! dependencies (see the `[features]` in `Cargo.toml`).
+//!
+//! ```no_run
+//! use scratchnet::prelude::*;
+//! let (train, test) = load_mnist("data/mnist".as_ref(), Normalize::Standard)?;
+//! let mut model = Model::new(ModelSpec::mlp(256), 0)?;
+//! Trainer::new(Settings::default().epochs(5)).fit(&mut model, &train, Some(&test))?;
+//! println!("{:.2} %", 100.0 * model.evaluate(&test).accuracy());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! The modules below the prelude are the implementation, public so that the
+//! command line and the tests can reach every layer; those marked hidden in
+//! these docs (`atomic`, `bench`, `rng`, …) are not meant to be depended on.
+//!
 //! ## The map: two wings and a door
 //!
 //! ```text
@@ -64,7 +88,10 @@
 //! Shape legend used in comments: B batch, D input features (784), H hidden
 //! units, C classes (10), S image side, K kernel side, F filters, OS = S − K + 1.
 
+pub mod api;
+#[doc(hidden)]
 pub mod atomic;
+#[doc(hidden)]
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
@@ -79,9 +106,24 @@ pub mod metrics;
 pub mod models;
 pub mod optim;
 pub mod params;
+#[doc(hidden)]
 pub mod plot;
 pub mod prepare;
+#[doc(hidden)]
 pub mod rng;
 pub mod run;
 pub mod sweep;
 pub mod train;
+
+pub use api::{Model, Prediction, Trainer, load_mnist};
+
+/// What a program using the library needs, in one import.
+pub mod prelude {
+    pub use crate::api::{Model, Prediction, Trainer, load_mnist};
+    pub use crate::data::batches::{Normalize, Samples};
+    pub use crate::layers::softmax_ce::Reduction;
+    pub use crate::metrics::{Confusion, Evaluation};
+    pub use crate::models::{Activation, ModelSpec};
+    pub use crate::optim::{Optimizer, Rule, Schedule, ScheduleKind};
+    pub use crate::train::{EpochRecord, Settings};
+}

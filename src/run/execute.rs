@@ -222,7 +222,7 @@ fn execute_net(
         &mut opt_state,
         train_part,
         validation,
-        &data.test,
+        Some(&data.test),
         &settings,
         start,
         &earlier,

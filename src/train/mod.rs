@@ -54,6 +54,21 @@ pub struct Settings {
     pub dropout: f32,
 }
 
+impl Default for Settings {
+    /// Ten epochs of plain SGD at η = 0.1 on batches of 128, gradients
+    /// averaged over the batch, seed 0: a sound start for either model.
+    ///
+    /// ```
+    /// use scratchnet::prelude::*;
+    /// let s = Settings::default().epochs(3).lr(0.05);
+    /// assert_eq!((s.epochs, s.lr, s.batch_size), (3, 0.05, 128));
+    /// assert!(s.validate().is_ok());
+    /// ```
+    fn default() -> Self {
+        Settings::sgd(10, 0.1, 128, Reduction::Mean, 0)
+    }
+}
+
 /// The most epochs a run may ask for.
 pub const MAX_EPOCHS: usize = 100_000;
 /// The largest batch a run or an evaluation may ask for.
@@ -131,6 +146,46 @@ impl Settings {
         Ok(())
     }
 
+    /// Sets the number of epochs.
+    pub fn epochs(self, epochs: usize) -> Self {
+        Settings { epochs, ..self }
+    }
+
+    /// Sets the learning rate η.
+    pub fn lr(self, lr: f32) -> Self {
+        Settings { lr, ..self }
+    }
+
+    /// Sets the batch size.
+    pub fn batch_size(self, batch_size: usize) -> Self {
+        Settings { batch_size, ..self }
+    }
+
+    /// Sets how a batch's losses and gradients combine.
+    pub fn reduction(self, reduction: Reduction) -> Self {
+        Settings { reduction, ..self }
+    }
+
+    /// Sets the seed of shuffling and dropout.
+    pub fn seed(self, seed: u64) -> Self {
+        Settings { seed, ..self }
+    }
+
+    /// Sets the update rule.
+    pub fn optimizer(self, optimizer: Optimizer) -> Self {
+        Settings { optimizer, ..self }
+    }
+
+    /// Sets the learning-rate schedule.
+    pub fn schedule(self, schedule: Schedule) -> Self {
+        Settings { schedule, ..self }
+    }
+
+    /// Sets the dropout rate on the output layer's input.
+    pub fn dropout(self, dropout: f32) -> Self {
+        Settings { dropout, ..self }
+    }
+
     /// The report's plain SGD at a constant rate.
     pub fn sgd(epochs: usize, lr: f32, batch_size: usize, reduction: Reduction, seed: u64) -> Self {
         Settings {
@@ -154,6 +209,7 @@ pub struct EpochRecord {
     pub epoch: usize,
     pub train_loss: f64,
     pub train_accuracy: f64,
+    /// Accuracy on the test set (NaN when training was given none).
     pub test_accuracy: f64,
     /// Mean cross-entropy on the test set (absent in histories written
     /// before it was recorded).
@@ -242,7 +298,7 @@ pub fn train(
     runner: &Runner,
     params: &mut [f32],
     train: &Samples,
-    test: &Samples,
+    test: Option<&Samples>,
     settings: &Settings,
     report: &mut dyn FnMut(Progress),
 ) -> Result<Vec<EpochRecord>, Diverged> {
@@ -276,7 +332,7 @@ pub fn train_from(
     state: &mut State,
     train: &Samples,
     validation: Option<&Samples>,
-    test: &Samples,
+    test: Option<&Samples>,
     settings: &Settings,
     start: Position,
     earlier: &[EpochRecord],
@@ -368,14 +424,15 @@ pub fn train_from(
                 suggestion: settings.lr / 10.0,
             });
         }
-        let tested = runner.evaluate(params, test, per_shard);
+        // Without a test set the accuracy is NaN and the loss absent.
+        let tested = test.map(|t| runner.evaluate(params, t, per_shard));
         let validation_accuracy = validation.map(|v| runner.evaluate(params, v, per_shard).accuracy());
         let record = EpochRecord {
             epoch,
             train_loss,
             train_accuracy,
-            test_accuracy: tested.accuracy(),
-            test_loss: Some(tested.loss),
+            test_accuracy: tested.as_ref().map_or(f64::NAN, |t| t.accuracy()),
+            test_loss: tested.map(|t| t.loss),
             seconds,
             validation_accuracy,
         };

@@ -226,7 +226,7 @@ fn epoch(runner: &Runner, threads: usize, dropout: f32) -> Vec<f32> {
     };
     pool(threads).install(|| {
         let mut params = runner.init_params(5);
-        train(runner, &mut params, &data, &test, &settings, &mut |_| {}).unwrap();
+        train(runner, &mut params, &data, Some(&test), &settings, &mut |_| {}).unwrap();
         params
     })
 }
