@@ -10,7 +10,8 @@ use crate::linalg::Scalar;
 use crate::rng::Rng;
 
 /// Initialisation scheme for weight tensors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Init {
     Normal,

@@ -96,6 +96,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod engine;
+#[cfg(feature = "onnx")]
 pub mod export;
 pub mod gradcheck;
 pub mod init;
@@ -108,6 +109,7 @@ pub mod optim;
 pub mod params;
 #[doc(hidden)]
 pub mod plot;
+#[cfg(feature = "images")]
 pub mod prepare;
 #[doc(hidden)]
 pub mod rng;

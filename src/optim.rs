@@ -12,7 +12,8 @@
 //! These match PyTorch's `SGD(momentum, nesterov, weight_decay)`, `Adam` and `AdamW`.
 
 /// Update rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
     Sgd,
@@ -168,7 +169,8 @@ pub fn sgd_step(params: &mut [f32], grads: &[f32], lr: f32) {
 }
 
 /// Learning-rate schedule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ScheduleKind {
     /// η throughout

@@ -3,13 +3,23 @@
 //! system font library is needed at build or run time. Files are written
 //! atomically (temporary file in the same folder, then rename).
 
+//!
+//! Without the `plots` feature the figures' data are still built, and
+//! [`save_figure`] writes nothing.
+
 use std::path::Path;
+#[cfg(feature = "plots")]
 use std::sync::Once;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
+#[cfg(feature = "plots")]
+use anyhow::anyhow;
+#[cfg(feature = "plots")]
 use plotters::coord::Shift;
+#[cfg(feature = "plots")]
 use plotters::prelude::*;
 
+#[cfg(feature = "plots")]
 use crate::atomic::{parent_dir, write_atomic};
 
 /// One line of a panel.
@@ -52,6 +62,7 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
+#[cfg(feature = "plots")]
 /// Ten distinguishable colours (matplotlib's tab10).
 const COLORS: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -66,9 +77,12 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+#[cfg(feature = "plots")]
 const PANEL_WIDTH: u32 = 640;
+#[cfg(feature = "plots")]
 const HEIGHT: u32 = 480;
 
+#[cfg(feature = "plots")]
 fn register_fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -78,6 +92,7 @@ fn register_fonts() {
     });
 }
 
+#[cfg(feature = "plots")]
 /// Writes `stem.png` and `stem.svg` in `dir`: the panels side by side under `title`.
 pub fn save_figure(dir: &Path, stem: &str, title: &str, panels: &[Panel]) -> Result<()> {
     register_fonts();
@@ -107,6 +122,7 @@ pub fn save_figure(dir: &Path, stem: &str, title: &str, panels: &[Panel]) -> Res
     write_atomic(&dir.join(format!("{stem}.svg")), svg.as_bytes())
 }
 
+#[cfg(feature = "plots")]
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, panels: &[Panel]) -> Result<()> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e}");
     root.fill(&WHITE).map_err(err)?;
@@ -128,6 +144,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, panels: 
     Ok(())
 }
 
+#[cfg(feature = "plots")]
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel,
@@ -240,8 +257,14 @@ fn draw_panel<DB: DrawingBackend>(
         .draw()
 }
 
+/// Without the `plots` feature: no figure is written.
+#[cfg(not(feature = "plots"))]
+pub fn save_figure(_dir: &Path, _stem: &str, _title: &str, _panels: &[Panel]) -> Result<()> {
+    Ok(())
+}
+
 /// A tick value as people write it: `0.05`, `0.2`, `1`, `1e-4`.
-fn tick_label(v: f64) -> String {
+pub fn tick_label(v: f64) -> String {
     if v == 0.0 {
         return "0".into();
     }
@@ -317,6 +340,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "plots")]
     fn writes_png_and_svg_with_labels() {
         let dir = tempfile::tempdir().unwrap();
         let panel = |log_y| Panel {

@@ -13,7 +13,8 @@
 use crate::linalg::Scalar;
 
 /// How per-sample losses (and so gradients) are combined over a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Reduction {
     /// L = Σ_b L_b, ∂L/∂z_b = ŷ_b − y_b

@@ -28,9 +28,8 @@ use crate::params::{Layout, TensorSpec, split, split_mut};
 use crate::rng::Rng;
 
 /// The hidden layer's activation: the report's sigmoid, or ReLU or tanh.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Activation {
     #[default]

@@ -47,7 +47,8 @@ pub use grid::Grid;
 use grid::{components, otsu, stroke_width};
 
 /// Whether to invert the image's brightness first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Invert {
     /// Invert when the border is brighter than the middle of the image's range
     /// (dark ink on light paper).
