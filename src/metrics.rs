@@ -6,6 +6,11 @@ use crate::data::mnist::CLASSES;
 /// trials: (p̂ + z²/2n ± z·√(p̂(1 − p̂)/n + z²/4n²)) / (1 + z²/n), z = 1.96.
 /// Unlike p̂ ± z·√(p̂(1 − p̂)/n) it stays inside [0, 1] and is not empty at
 /// p̂ = 0 or 1. (0, 1) for n = 0.
+///
+/// ```
+/// let (lo, hi) = scratchnet::metrics::wilson_interval(9_600, 10_000);
+/// assert!((lo - 0.9560).abs() < 1e-4 && (hi - 0.9637).abs() < 1e-4);
+/// ```
 pub fn wilson_interval(k: usize, n: usize) -> (f64, f64) {
     if n == 0 {
         return (0.0, 1.0);

@@ -46,6 +46,13 @@ impl Normalize {
     }
 
     /// Lookup table from pixel value to input value.
+    ///
+    /// ```
+    /// use scratchnet::data::batches::Normalize;
+    /// let t = Normalize::Symmetric.table();
+    /// assert_eq!((t[0], t[255]), (-1.0, 1.0));
+    /// assert_eq!(Normalize::Unit.table()[51], 0.2);
+    /// ```
     pub fn table(self) -> [f32; 256] {
         let (mean, std) = self.constants();
         std::array::from_fn(|p| (p as f32 / 255.0 - mean) / std)

@@ -133,6 +133,14 @@ impl Net {
 
 impl ModelSpec {
     /// The report's MLP with `hidden` sigmoid units on MNIST-sized inputs.
+    ///
+    /// ```
+    /// use scratchnet::models::ModelSpec;
+    /// let spec = ModelSpec::mlp(256);
+    /// assert_eq!(spec.describe(), "mlp 784-256-10 (sigmoid hidden layer)");
+    /// assert_eq!(spec.param_count(), 784 * 256 + 256 + 256 * 10 + 10);
+    /// assert!(ModelSpec::mlp(0).validate().is_err());
+    /// ```
     pub fn mlp(hidden: usize) -> Self {
         ModelSpec::Mlp {
             input: 784,
@@ -143,6 +151,13 @@ impl ModelSpec {
     }
 
     /// The report's CNN with `filters` filters of `kernel`², no bias, no pooling.
+    ///
+    /// ```
+    /// use scratchnet::models::ModelSpec;
+    /// let spec = ModelSpec::cnn(7, 1);
+    /// // 7×7 weights, then 10 × 22² output weights and 10 biases.
+    /// assert_eq!(spec.param_count(), 49 + 10 * 22 * 22 + 10);
+    /// ```
     pub fn cnn(kernel: usize, filters: usize) -> Self {
         ModelSpec::Cnn {
             side: 28,
