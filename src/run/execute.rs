@@ -124,6 +124,21 @@ fn execute_net(
         }
     };
     let config_json = serde_json::to_string(&config)?;
+    // A checkpoint of this run: the model, data and configuration, with the
+    // given parameters and record.
+    let checkpoint_of = |params: &[f32],
+                         metrics: Option<String>,
+                         resume: Option<String>,
+                         extra: Vec<(String, Vec<f32>)>| Checkpoint {
+        spec: spec.model,
+        params: params.to_vec(),
+        dataset: data.dataset,
+        normalize: spec.normalize,
+        config: Some(config_json.clone()),
+        metrics,
+        resume,
+        extra,
+    };
     // `finished`: the run's end ("all epochs" or "early stop"); none for the best model so far.
     let save_model =
         |path: &Path, params: &[f32], history: &[EpochRecord], finished: Option<&str>| -> Result<()> {
@@ -139,16 +154,7 @@ fn execute_net(
             });
             checkpoint::save(
                 path,
-                &Checkpoint {
-                    spec: spec.model,
-                    params: params.to_vec(),
-                    dataset: data.dataset,
-                    normalize: spec.normalize,
-                    config: Some(config_json.clone()),
-                    metrics: Some(metrics.to_string()),
-                    resume: None,
-                    extra: Vec::new(),
-                },
+                &checkpoint_of(params, Some(metrics.to_string()), None, Vec::new()),
             )
         };
     let save_state = |path: &Path,
@@ -172,16 +178,7 @@ fn execute_net(
         }
         checkpoint::save(
             path,
-            &Checkpoint {
-                spec: spec.model,
-                params: params.to_vec(),
-                dataset: data.dataset,
-                normalize: spec.normalize,
-                config: Some(config_json.clone()),
-                metrics: None,
-                resume: Some(serde_json::to_string(&state)?),
-                extra,
-            },
+            &checkpoint_of(params, None, Some(serde_json::to_string(&state)?), extra),
         )
     };
     let mut write_error = None;
