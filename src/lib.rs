@@ -114,6 +114,8 @@ pub mod prepare;
 #[doc(hidden)]
 pub mod rng;
 pub mod run;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod sweep;
 pub mod train;
 

@@ -16,6 +16,7 @@ mod output;
 mod predict;
 pub mod preset;
 mod reproduce;
+mod serve;
 mod sweep;
 mod train;
 mod validate;
@@ -65,6 +66,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Most likely classes of PNG/JPEG digit images
     Predict(predict::PredictArgs),
+    /// A local web page: draw a digit, see inside the model, its mistakes, live training curves
+    Serve(serve::ServeArgs),
     /// Training throughput per model, with the machine's matrix-multiply speed for scale
     Bench(bench::BenchArgs),
     /// Compare back-propagated gradients with finite differences
@@ -212,5 +215,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Export(a) => export::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }

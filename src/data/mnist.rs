@@ -17,7 +17,7 @@ pub const CLASSES: usize = 10;
 pub const DATA_DIR_ENV: &str = "SCRATCHNET_DATA_DIR";
 
 /// A dataset in MNIST's IDX format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Dataset {
