@@ -3,13 +3,23 @@
 //! or when `SCRATCHNET_REQUIRE_DATA=1` asks for it: the tests that need the
 //! data are otherwise marked ignored, so that the test summary counts them.
 //! Sets `cfg(onnx_python)` when `SCRATCHNET_ONNX_PYTHON` names a Python with
-//! onnx and onnxruntime, for the export tests.
+//! onnx and onnxruntime, for the export tests. Sets `cfg(browser)` when
+//! `SCRATCHNET_CHROMIUM` names a browser and `tests/browser/node_modules`
+//! holds playwright-core (`.ci/run` installs both), for the page's tests.
 
 use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(mnist_data)");
     println!("cargo::rustc-check-cfg=cfg(onnx_python)");
+    println!("cargo::rustc-check-cfg=cfg(browser)");
+    println!("cargo::rerun-if-env-changed=SCRATCHNET_CHROMIUM");
+    println!("cargo::rerun-if-changed=tests/browser/node_modules");
+    if std::env::var_os("SCRATCHNET_CHROMIUM").is_some_and(|p| Path::new(&p).is_file())
+        && Path::new("tests/browser/node_modules/playwright-core/package.json").is_file()
+    {
+        println!("cargo::rustc-cfg=browser");
+    }
     println!("cargo::rerun-if-env-changed=SCRATCHNET_ONNX_PYTHON");
     // A Python with onnx and onnxruntime for the export tests (`.ci/run` makes one).
     if std::env::var_os("SCRATCHNET_ONNX_PYTHON").is_some_and(|p| Path::new(&p).is_file()) {

@@ -107,6 +107,8 @@ pub mod metrics;
 pub mod models;
 pub mod optim;
 pub mod params;
+#[cfg(feature = "plots")]
+pub mod pictures;
 #[doc(hidden)]
 pub mod plot;
 #[cfg(feature = "images")]

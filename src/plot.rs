@@ -95,9 +95,31 @@ fn register_fonts() {
 #[cfg(feature = "plots")]
 /// Writes `stem.png` and `stem.svg` in `dir`: the panels side by side under `title`.
 pub fn save_figure(dir: &Path, stem: &str, title: &str, panels: &[Panel]) -> Result<()> {
-    register_fonts();
-    let size = (PANEL_WIDTH * panels.len().max(1) as u32, HEIGHT);
+    struct Figure<'a>(&'a str, &'a [Panel]);
+    impl Picture for Figure<'_> {
+        fn size(&self) -> (u32, u32) {
+            (PANEL_WIDTH * self.1.len().max(1) as u32, HEIGHT)
+        }
+        fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+            draw(root, self.0, self.1)
+        }
+    }
+    save_picture(dir, stem, &Figure(title, panels))
+}
 
+/// Something drawn once for PNG and once for SVG ([`save_picture`]).
+#[cfg(feature = "plots")]
+pub trait Picture {
+    /// Width and height in pixels.
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+/// Writes `stem.png` and `stem.svg` of `picture` in `dir`, each atomically.
+#[cfg(feature = "plots")]
+pub fn save_picture(dir: &Path, stem: &str, picture: &impl Picture) -> Result<()> {
+    register_fonts();
+    let size = picture.size();
     let png = dir.join(format!("{stem}.png"));
     let tmp = tempfile::Builder::new()
         .prefix(".plot-")
@@ -106,7 +128,7 @@ pub fn save_figure(dir: &Path, stem: &str, title: &str, panels: &[Panel]) -> Res
         .map_err(|e| anyhow!("{}: cannot create a temporary file: {e}", png.display()))?;
     {
         let root = BitMapBackend::new(tmp.path(), size).into_drawing_area();
-        draw(&root, title, panels)?;
+        picture.draw(&root)?;
         root.present().map_err(|e| anyhow!("{}: {e}", png.display()))?;
     }
     crate::atomic::readable_by_all(tmp.as_file()).map_err(|e| anyhow!("{}: {e}", png.display()))?;
@@ -116,7 +138,7 @@ pub fn save_figure(dir: &Path, stem: &str, title: &str, panels: &[Panel]) -> Res
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        draw(&root, title, panels)?;
+        picture.draw(&root)?;
         root.present().map_err(|e| anyhow!("{stem}.svg: {e}"))?;
     }
     write_atomic(&dir.join(format!("{stem}.svg")), svg.as_bytes())

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use scratchnet::data::batches::Samples;
-use scratchnet::data::mnist::{CLASSES, FileKind, SIDE, Split, load_split};
+use scratchnet::data::mnist::{CLASSES, FileKind, PIXELS, SIDE, Split, load_split};
 use scratchnet::kernels::Choice;
 use scratchnet::metrics::{thousands, wilson_interval};
-use scratchnet::train::{Runner, check_memory};
+use scratchnet::train::{Answers, Runner, check_memory};
 
 use super::DataArgs;
 use super::output::say;
@@ -26,6 +26,10 @@ pub struct EvalArgs {
     /// Worker threads (0: one per core)
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Also write pictures into DIR (PNG and SVG): the confusion-matrix heatmap,
+    /// per-class accuracy bars and the most confident mistakes
+    #[arg(long, value_name = "DIR")]
+    plots: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -81,5 +85,72 @@ pub fn run(mut a: EvalArgs) -> Result<()> {
         say!("  {:>11} {:.4}", names[i], acc);
     }
     say!("\nconfusion matrix:\n{}", confusion.table(&names));
+    if let Some(dir) = &a.plots {
+        write_plots(dir, &runner, &ckpt, &raw, &what)?;
+    }
+    Ok(())
+}
+
+/// How many of the most confident mistakes the gallery shows.
+const GALLERY: usize = 40;
+
+/// `--plots DIR`: the confusion heatmap, the per-class bars and the gallery
+/// of the most confident mistakes, from the answers on every test image.
+fn write_plots(
+    dir: &std::path::Path,
+    runner: &Runner,
+    ckpt: &scratchnet::checkpoint::Checkpoint,
+    raw: &scratchnet::data::mnist::RawSplit,
+    what: &str,
+) -> Result<()> {
+    use scratchnet::pictures::{ClassAccuracy, ConfusionHeatmap, Gallery};
+    use scratchnet::plot::save_picture;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("--plots {}: {e}", dir.display()))?;
+    let answers = Answers::of(runner, &ckpt.params, ckpt.normalize, raw);
+    let names = ckpt.dataset.class_names();
+    let model = ckpt.spec.describe();
+    let accuracy = answers.confusion.accuracy();
+    let mistakes = answers.mistakes();
+    let gallery = Gallery {
+        images: mistakes
+            .iter()
+            .take(GALLERY)
+            .map(|&i| {
+                let (y, k) = (answers.labels[i] as usize, answers.predicted[i] as usize);
+                let p = answers.probabilities_of(i)[k];
+                (
+                    raw.pixels[i * PIXELS..(i + 1) * PIXELS].to_vec(),
+                    format!("{} → {} ({p:.2})", names[y], names[k]),
+                )
+            })
+            .collect(),
+        columns: 10,
+        title: format!(
+            "{model}\nthe {} most confident of {} mistakes on {what}: true → predicted (probability)",
+            mistakes.len().min(GALLERY),
+            mistakes.len()
+        ),
+    };
+    let heatmap = ConfusionHeatmap {
+        counts: answers.confusion.counts,
+        names,
+        title: format!(
+            "{model}\nconfusion matrix on {what}, accuracy {:.2} %",
+            100.0 * accuracy
+        ),
+    };
+    let bars = ClassAccuracy {
+        accuracy: answers.confusion.per_class_accuracy(),
+        names,
+        title: format!("{model}\naccuracy per class on {what}"),
+    };
+    let written = |stem: &str, r: Result<()>| {
+        r.map_err(|e| anyhow::anyhow!("--plots {}: {e:#}", dir.display()))?;
+        say!("Wrote {} and .svg", dir.join(format!("{stem}.png")).display());
+        Ok::<(), anyhow::Error>(())
+    };
+    written("confusion", save_picture(dir, "confusion", &heatmap))?;
+    written("class-accuracy", save_picture(dir, "class-accuracy", &bars))?;
+    written("mistakes", save_picture(dir, "mistakes", &gallery))?;
     Ok(())
 }

@@ -12,6 +12,7 @@ mod eval;
 mod export;
 mod gradcheck;
 pub mod grid;
+mod inspect;
 mod output;
 mod predict;
 pub mod preset;
@@ -62,6 +63,8 @@ enum Command {
     Reproduce(reproduce::ReproduceArgs),
     /// Evaluate a trained model on the test set
     Eval(eval::EvalArgs),
+    /// A trained model's weights as pictures: hidden-unit tiles or filters, and the output layer
+    Inspect(inspect::InspectArgs),
     /// Write a trained model as an ONNX graph
     Export(export::ExportArgs),
     /// Most likely classes of PNG/JPEG digit images
@@ -216,5 +219,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Export(a) => export::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Inspect(a) => inspect::run(a),
     }
 }

@@ -44,8 +44,18 @@ pub fn run(a: ServeArgs) -> Result<()> {
             a.host
         );
     }
-    let verify = if a.skip_checksum { Verify::Skip } else { Verify::Checksum };
-    let state = State::new(root, DataSource { dir: a.data_dir, verify });
+    let verify = if a.skip_checksum {
+        Verify::Skip
+    } else {
+        Verify::Checksum
+    };
+    let state = State::new(
+        root,
+        DataSource {
+            dir: a.data_dir,
+            verify,
+        },
+    );
     let runs = state.root.scan();
     let models = runs.iter().filter(|e| e.model.is_some()).count();
     let server = Server::bind(&a.host, a.port, state)?;

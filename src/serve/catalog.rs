@@ -187,8 +187,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
         std::fs::create_dir(dir.path().join("run")).unwrap();
-        std::os::unix::fs::symlink(outside.path().join(MODEL_FILE), dir.path().join("run").join(MODEL_FILE))
-            .unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join(MODEL_FILE),
+            dir.path().join("run").join(MODEL_FILE),
+        )
+        .unwrap();
         assert!(Root::new(dir.path()).unwrap().scan().is_empty());
     }
 

@@ -29,8 +29,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Result, anyhow};
 
 use crate::data::mnist::{Dataset, RawSplit, Split, Verify, load_split};
+use crate::train::Answers;
 pub use catalog::{Entry, Root};
-use model::{Answers, Loaded};
+use model::Loaded;
 
 /// The largest request body accepted (a photo of a digit fits easily).
 pub const MAX_BODY: usize = 8 << 20;

@@ -15,12 +15,11 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::data::batches::Normalize;
 use crate::data::mnist::{CLASSES, PIXELS, RawSplit, SIDE};
 use crate::kernels::Choice;
-use crate::layers::softmax_ce::{argmax, softmax};
+use crate::layers::softmax_ce::softmax;
 use crate::layers::{conv2d, dense, relu, sigmoid, tanh};
-use crate::metrics::Confusion;
 use crate::models::{Activation, Net};
 use crate::params::split;
-use crate::train::Runner;
+use crate::train::{Answers, Runner};
 
 /// A checkpoint ready to answer.
 pub struct Loaded {
@@ -188,90 +187,32 @@ impl Loaded {
         }
     }
 
-    /// Answers on every image of a test split.
+    /// Answers on every image of a test split ([`Answers::of`]).
     pub fn answer(&self, test: &RawSplit) -> Answers {
-        use rayon::prelude::*;
-        const BATCH: usize = 250;
-        let pixels = &test.pixels[..test.count * PIXELS];
-        let probabilities: Vec<f32> = pixels
-            .par_chunks(BATCH * PIXELS)
-            .map(|chunk| self.probabilities(chunk, chunk.len() / PIXELS))
-            .collect::<Vec<_>>()
-            .concat();
-        let mut confusion = Confusion::default();
-        let mut loss = 0.0f64;
-        let predicted: Vec<u8> = probabilities
-            .chunks(CLASSES)
-            .zip(&test.labels)
-            .map(|(p, &y)| {
-                let k = argmax(p);
-                confusion.add(y as usize, k);
-                loss -= (p[y as usize].max(f32::MIN_POSITIVE) as f64).ln();
-                k as u8
-            })
-            .collect();
-        Answers {
-            labels: test.labels.clone(),
-            predicted,
-            probabilities,
-            confusion,
-            loss: loss / test.count.max(1) as f64,
-        }
+        Answers::of(&self.runner, &self.ckpt.params, self.ckpt.normalize, test)
     }
 }
 
-/// A model's answers on a test split.
-pub struct Answers {
-    pub labels: Vec<u8>,
-    pub predicted: Vec<u8>,
-    /// `[count, 10]`
-    pub probabilities: Vec<f32>,
-    pub confusion: Confusion,
-    pub loss: f64,
+/// The page's views of [`Answers`].
+pub trait AnswersJson {
+    fn image(&self, test: &RawSplit, i: usize) -> Value;
+    fn summary(&self) -> Value;
 }
 
-impl Answers {
-    fn probs(&self, i: usize) -> &[f32] {
-        &self.probabilities[i * CLASSES..(i + 1) * CLASSES]
-    }
-
-    /// Test images of true class `label` predicted `predicted`, most
-    /// confident first.
-    pub fn cell(&self, label: u8, predicted: u8) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..self.labels.len())
-            .filter(|&i| self.labels[i] == label && self.predicted[i] == predicted)
-            .collect();
-        idx.sort_by(|&i, &j| {
-            self.probs(j)[predicted as usize]
-                .total_cmp(&self.probs(i)[predicted as usize])
-                .then(i.cmp(&j))
-        });
-        idx
-    }
-
-    /// The mistakes, most confident first.
-    pub fn mistakes(&self) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..self.labels.len())
-            .filter(|&i| self.labels[i] != self.predicted[i])
-            .collect();
-        let conf = |i: usize| self.probs(i)[self.predicted[i] as usize];
-        idx.sort_by(|&i, &j| conf(j).total_cmp(&conf(i)).then(i.cmp(&j)));
-        idx
-    }
-
+impl AnswersJson for Answers {
     /// One test image for the page: index, labels, probabilities, pixels.
-    pub fn image(&self, test: &RawSplit, i: usize) -> Value {
+    fn image(&self, test: &RawSplit, i: usize) -> Value {
         json!({
             "index": i,
             "label": self.labels[i],
             "predicted": self.predicted[i],
-            "probabilities": rounded(self.probs(i)),
+            "probabilities": rounded(self.probabilities_of(i)),
             "pixels": pixels64(&test.pixels[i * PIXELS..(i + 1) * PIXELS]),
         })
     }
 
     /// `GET /api/confusion`: counts, per-class accuracy, accuracy, loss.
-    pub fn summary(&self) -> Value {
+    fn summary(&self) -> Value {
         let per_class: Vec<Option<f64>> = self
             .confusion
             .per_class_accuracy()

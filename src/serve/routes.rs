@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use tiny_http::{Header, Method, Request, Response};
 
 use super::catalog::Entry;
-use super::model::Loaded;
+use super::model::{AnswersJson, Loaded};
 use super::{MAX_BODY, State, assets};
 use crate::data::mnist::{CLASSES, PIXELS};
 use crate::prepare::{Invert, NoDigit, Prepared, Style, decode, prepare};
@@ -64,8 +64,13 @@ impl Reply {
 
 /// Answers one request.
 pub fn answer(state: &State, mut request: Request) {
-    let reply = std::panic::catch_unwind(AssertUnwindSafe(|| route(state, &mut request)))
-        .unwrap_or_else(|_| Reply::error(Fail(500, "internal error: this request could not be answered".into())));
+    let reply =
+        std::panic::catch_unwind(AssertUnwindSafe(|| route(state, &mut request))).unwrap_or_else(|_| {
+            Reply::error(Fail(
+                500,
+                "internal error: this request could not be answered".into(),
+            ))
+        });
     let header = |k: &str, v: &str| Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("ASCII header");
     let response = Response::from_data(reply.body)
         .with_status_code(reply.status)
@@ -98,8 +103,12 @@ fn route(state: &State, request: &mut Request) -> Reply {
         }
         "/api/model" if get => with_model(state, &query, |id, m| Ok(m.describe(id))),
         "/api/weights" if get => with_model(state, &query, |_, m| Ok(m.weights())),
-        "/api/predict" if post => body(request).and_then(|b| with_model(state, &query, |id, m| predict(id, m, &b))),
-        "/api/inside" if post => body(request).and_then(|b| with_model(state, &query, |id, m| inside(id, m, &b))),
+        "/api/predict" if post => {
+            body(request).and_then(|b| with_model(state, &query, |id, m| predict(id, m, &b)))
+        }
+        "/api/inside" if post => {
+            body(request).and_then(|b| with_model(state, &query, |id, m| inside(id, m, &b)))
+        }
         "/api/confusion" if get => confusion(state, &query),
         "/api/confusion/cell" if get => cell(state, &query),
         "/api/runs" | "/api/model" | "/api/weights" | "/api/confusion" | "/api/confusion/cell" => {
@@ -128,14 +137,21 @@ fn body(request: &mut Request) -> Result<Vec<u8>, Fail> {
     let too_large = || {
         fail(
             413,
-            format!("the request body is larger than the {} MB accepted", MAX_BODY >> 20),
+            format!(
+                "the request body is larger than the {} MB accepted",
+                MAX_BODY >> 20
+            ),
         )
     };
     if request.body_length().is_some_and(|n| n > MAX_BODY) {
         return too_large();
     }
     let mut bytes = Vec::new();
-    if let Err(e) = request.as_reader().take(MAX_BODY as u64 + 1).read_to_end(&mut bytes) {
+    if let Err(e) = request
+        .as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut bytes)
+    {
         return fail(400, format!("the request body could not be read: {e}"));
     }
     if bytes.len() > MAX_BODY {
@@ -158,7 +174,10 @@ fn chosen(state: &State, query: &HashMap<String, String>) -> Result<Entry, Fail>
         },
         None => match default_model(&entries) {
             Some(e) => Ok(e.clone()),
-            None => fail(404, "no model is served yet (no run here has a model.safetensors)"),
+            None => fail(
+                404,
+                "no model is served yet (no run here has a model.safetensors)",
+            ),
         },
     }
 }
@@ -184,7 +203,11 @@ fn read_history(path: &std::path::Path) -> Result<Vec<crate::train::EpochRecord>
     if len > MAX_HISTORY_BYTES {
         return fail(
             500,
-            format!("{}: larger than {} MB, not read", path.display(), MAX_HISTORY_BYTES >> 20),
+            format!(
+                "{}: larger than {} MB, not read",
+                path.display(),
+                MAX_HISTORY_BYTES >> 20
+            ),
         );
     }
     crate::run::read_history(path).map_err(|e| Fail(500, format!("{e:#}")))
@@ -272,7 +295,9 @@ fn tables(state: &State) -> Vec<Value> {
             let meta = std::fs::symlink_metadata(&path).ok().filter(|m| m.is_file())?;
             let bytes = crate::atomic::read_bounded(&path, (1 << 20).min(meta.len().max(1))).ok()?;
             let text = String::from_utf8_lossy(&bytes);
-            let mut lines = text.lines().map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+            let mut lines = text
+                .lines()
+                .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
             let header = lines.next()?;
             Some(json!({ "folder": name, "header": header, "rows": lines.collect::<Vec<_>>() }))
         })
@@ -344,7 +369,10 @@ fn count(query: &HashMap<String, String>, name: &str, default: usize, max: usize
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if n <= max => Ok(n),
-            _ => fail(400, format!("{name}={v:?}: expected a whole number from 0 to {max}")),
+            _ => fail(
+                400,
+                format!("{name}={v:?}: expected a whole number from 0 to {max}"),
+            ),
         },
     }
 }
@@ -360,7 +388,14 @@ fn class(query: &HashMap<String, String>, name: &str) -> Result<u8, Fail> {
 fn answers_of(
     state: &State,
     query: &HashMap<String, String>,
-) -> Result<(Entry, std::sync::Arc<super::Answers>, std::sync::Arc<crate::data::mnist::RawSplit>), Fail> {
+) -> Result<
+    (
+        Entry,
+        std::sync::Arc<super::Answers>,
+        std::sync::Arc<crate::data::mnist::RawSplit>,
+    ),
+    Fail,
+> {
     let entry = chosen(state, query)?;
     let Some(path) = &entry.model else {
         return fail(404, format!("run {:?} has no model.safetensors yet", entry.id));

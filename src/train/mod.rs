@@ -18,10 +18,12 @@ use crate::models::{ModelSpec, Network};
 use crate::optim::{Optimizer, Schedule, State};
 use crate::rng::Rng;
 
+pub mod answers;
 mod step;
 #[cfg(test)]
 mod tests;
 
+pub use answers::Answers;
 pub use step::{Runner, Sharded, Step};
 
 /// PRNG stream used for initialisation (the seed is shared with shuffling).
