@@ -465,7 +465,9 @@ function chart(title, series, { percent = false } = {}) {
   let y0 = Math.min(...ys), y1 = Math.max(...ys);
   if (y1 - y0 < 1e-9) { y0 -= 0.01; y1 += 0.01; }
   const pad = (y1 - y0) * 0.06;
-  y0 -= pad; y1 += pad;
+  // Padding never takes a loss below 0 or an accuracy above 100 %.
+  y0 = Math.min(...ys) >= 0 ? Math.max(0, y0 - pad) : y0 - pad;
+  y1 = percent && Math.max(...ys) <= 1 ? Math.min(1, y1 + pad) : y1 + pad;
   const X = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const Y = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
   add("rect", { x: L, y: T, width: W - L - R, height: H - T - B, fill: "none", stroke: "#e5e7eb" });
