@@ -5,8 +5,8 @@
 //! | level      | what it uses                                                      |
 //! | ---------- | ----------------------------------------------------------------- |
 //! | `avx512`   | AVX-512F kernels for the products, σ, the ten-output layer and the convolution |
-//! | `avx2`     | AVX2+FMA kernels for the dense forward product and σ; AVX2 builds of the portable loops |
-//! | `neon`     | aarch64: the portable loops (NEON kernels are not written yet)     |
+//! | `avx2`     | AVX2+FMA kernels for the dense layer's two products and σ; AVX2 builds of the portable loops |
+//! | `neon`     | aarch64 NEON kernels for the dense layer's two products and σ; the portable loops (NEON-vectorised) for the rest |
 //! | `portable` | plain Rust loops the compiler may vectorise; products by `matrixmultiply` |
 //!
 //! The CPU is asked once what it supports ([`Level::available`]); the table
@@ -255,7 +255,10 @@ impl Kernels {
         }
         Ok(match level {
             Level::Portable => &PORTABLE,
-            Level::Neon => &NEON,
+            #[cfg(target_arch = "aarch64")]
+            Level::Neon => &arm::NEON,
+            #[cfg(not(target_arch = "aarch64"))]
+            Level::Neon => unreachable!("the NEON level is never available here"),
             #[cfg(target_arch = "x86_64")]
             Level::Avx512 => &x86::AVX512,
             #[cfg(target_arch = "x86_64")]
@@ -271,12 +274,60 @@ impl Kernels {
     }
 }
 
-/// NEON has no kernels of its own yet: the portable loops, which the
-/// compiler vectorises for NEON.
-const NEON: Kernels = Kernels {
-    level: Level::Neon,
-    ..PORTABLE
-};
+/// The NEON table: its own products and σ, and the portable loops (which
+/// the compiler vectorises for NEON, always present on aarch64) for the rest.
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use super::{Kernels, Level, PORTABLE, gemm, sigmoid};
+    use crate::linalg::{check_nt, check_tn};
+
+    pub(super) const NEON: Kernels = Kernels {
+        level: Level::Neon,
+        gemm_nt: gemm_nt_neon,
+        gemm_tn: gemm_tn_neon,
+        sigmoid: sigmoid_neon,
+        ..PORTABLE
+    };
+
+    // SAFETY (every wrapper below): reachable only through the NEON table,
+    // handed out only when the CPU has NEON; the wrappers check the extents.
+
+    fn sigmoid_neon(z: &mut [f32]) {
+        unsafe { sigmoid::neon::sigmoid(z) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_nt_neon(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        check_nt(m, n, k, a, lda, b, ldb, c, ldc);
+        unsafe { gemm::neon::gemm_nt(m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_tn_neon(
+        m: usize,
+        n: usize,
+        kp: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
+        unsafe { gemm::neon::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
+    }
+}
 
 /// The x86 tables. Each wrapper calls a `#[target_feature]` kernel; the
 /// wrappers are private and reachable only through a table that
@@ -289,6 +340,7 @@ mod x86 {
     pub(super) const AVX2: Kernels = Kernels {
         level: Level::Avx2,
         gemm_nt: gemm_nt_avx2,
+        gemm_tn: gemm_tn_avx2,
         sigmoid: sigmoid_avx2,
         axpy: axpy_avx2,
         dot: dot_avx2,
@@ -370,6 +422,22 @@ mod x86 {
     ) {
         check_nt(m, n, k, a, lda, b, ldb, c, ldc);
         unsafe { gemm::avx2::gemm_nt(m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_tn_avx2(
+        m: usize,
+        n: usize,
+        kp: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
+        unsafe { gemm::avx2::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
     }
 
     fn sigmoid_avx512(z: &mut [f32]) {

@@ -1,7 +1,7 @@
 //! σ(z) = 1/(1 + e^(−z)) over a slice, in place. The portable kernel is the
 //! textbook's formula (`layers::sigmoid`, its twin, tested bit for bit
-//! against it in `engine`); the AVX-512 and AVX2 kernels evaluate e^x by a
-//! polynomial and are tested within 4 ulp of the f64 sigmoid below.
+//! against it in `engine`); the AVX-512, AVX2 and NEON kernels evaluate e^x
+//! by a polynomial and are tested within 4 ulp of the f64 sigmoid below.
 
 /// σ(z), stable for large |z|: e^z / (1 + e^z) for z < 0, so no e^(+large)
 /// is ever formed.
@@ -147,6 +147,67 @@ pub mod avx2 {
         let positive = _mm256_cmp_ps::<_CMP_GE_OQ>(z, _mm256_setzero_ps());
         let num = _mm256_blendv_ps(e, one, positive);
         _mm256_div_ps(num, _mm256_add_ps(one, e))
+    }
+}
+
+/// σ for aarch64 NEON, four values at a time: the polynomial and the
+/// two-half 2ⁿ of the AVX2 kernel.
+#[cfg(target_arch = "aarch64")]
+pub mod neon {
+    use std::arch::aarch64::*;
+
+    /// z ← σ(z), four values at a time.
+    ///
+    /// # Safety
+    /// The CPU must support NEON (every aarch64 CPU does).
+    #[target_feature(enable = "neon")]
+    pub unsafe fn sigmoid(z: &mut [f32]) {
+        let mut chunks = z.chunks_exact_mut(4);
+        for c in &mut chunks {
+            // SAFETY: c holds 4 values.
+            unsafe { vst1q_f32(c.as_mut_ptr(), sigmoid4(vld1q_f32(c.as_ptr()))) };
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let mut buf = [0.0f32; 4];
+            buf[..rest.len()].copy_from_slice(rest);
+            // SAFETY: buf holds 4 values.
+            unsafe { vst1q_f32(buf.as_mut_ptr(), sigmoid4(vld1q_f32(buf.as_ptr()))) };
+            let n = rest.len();
+            rest.copy_from_slice(&buf[..n]);
+        }
+    }
+
+    /// 2ⁿ for whole n in [−150, 0], as the product of two normal powers of two.
+    #[target_feature(enable = "neon")]
+    fn exp2i(n: float32x4_t) -> float32x4_t {
+        let ni = vcvtnq_s32_f32(n);
+        let half = vshrq_n_s32::<1>(ni);
+        let rest = vsubq_s32(ni, half);
+        let pow = |e: int32x4_t| vreinterpretq_f32_s32(vshlq_n_s32::<23>(vaddq_s32(e, vdupq_n_s32(127))));
+        vmulq_f32(pow(half), pow(rest))
+    }
+
+    #[target_feature(enable = "neon")]
+    fn sigmoid4(z: float32x4_t) -> float32x4_t {
+        let one = vdupq_n_f32(1.0);
+        // −|z|, clamped below where e^x underflows to 0 anyway (a NaN z stays NaN:
+        // vmaxq_f32 returns NaN when either input is).
+        let neg = vnegq_f32(vabsq_f32(z));
+        let x = vmaxq_f32(vdupq_n_f32(-104.0), neg);
+        let n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(std::f32::consts::LOG2_E)));
+        let r = vfmsq_f32(x, n, vdupq_n_f32(0.693_359_4));
+        let r = vfmsq_f32(r, n, vdupq_n_f32(-2.121_944_4e-4));
+        let mut p = vdupq_n_f32(1.987_569_1e-4);
+        for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+            p = vfmaq_f32(vdupq_n_f32(c), p, r);
+        }
+        let p = vfmaq_f32(vaddq_f32(r, one), p, vmulq_f32(r, r));
+        let e = vmulq_f32(p, exp2i(n));
+        // σ(z) = 1/(1 + e) for z ≥ 0, e/(1 + e) otherwise.
+        let positive = vcgeq_f32(z, vdupq_n_f32(0.0));
+        let num = vbslq_f32(positive, one, e);
+        vdivq_f32(num, vaddq_f32(one, e))
     }
 }
 

@@ -90,3 +90,75 @@ pub unsafe fn gemm_nt(
         }
     }
 }
+
+/// C[i, j] = Σ_p A[p, i]·B[p, j] for i < m, j < n, p < kp (C is
+/// overwritten): the algorithm of `avx512.rs`'s `gemm_tn` at 8 lanes. A 4×24
+/// block of C is 12 accumulators; each step over p loads three vectors of a
+/// row of B and broadcasts four values of A (16 registers in all). Each
+/// element's sum runs over p in order by fused multiply-adds, whatever block
+/// it is in; the last n mod 8 columns use masked loads and stores.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; A must hold kp rows of m values at
+/// stride `lda`, B kp rows of n at stride `ldb`, C m rows of n at stride
+/// `ldc`, and C must not overlap A or B.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_tn(
+    m: usize,
+    n: usize,
+    kp: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    const V: usize = 3;
+    if m == 0 || n == 0 {
+        return;
+    }
+    unsafe {
+        for i0 in (0..m).step_by(4) {
+            let cols: [usize; 4] = std::array::from_fn(|i| (i0 + i).min(m - 1));
+            let rows = (m - i0).min(4);
+            let mut j0 = 0;
+            while j0 + 8 * V <= n {
+                let mut acc = [[_mm256_setzero_ps(); V]; 4];
+                for p in 0..kp {
+                    let brow = b.add(p * ldb + j0);
+                    let bv: [__m256; V] = std::array::from_fn(|j| _mm256_loadu_ps(brow.add(8 * j)));
+                    let arow = a.add(p * lda);
+                    for i in 0..4 {
+                        let av = _mm256_broadcast_ss(&*arow.add(cols[i]));
+                        for j in 0..V {
+                            acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
+                        }
+                    }
+                }
+                for (i, acc) in acc.iter().enumerate().take(rows) {
+                    for (j, &v) in acc.iter().enumerate() {
+                        _mm256_storeu_ps(c.add((i0 + i) * ldc + j0 + 8 * j), v);
+                    }
+                }
+                j0 += 8 * V;
+            }
+            while j0 < n {
+                let mask = first_lanes((n - j0).min(8));
+                let mut acc = [_mm256_setzero_ps(); 4];
+                for p in 0..kp {
+                    let bv = _mm256_maskload_ps(b.add(p * ldb + j0), mask);
+                    let arow = a.add(p * lda);
+                    for i in 0..4 {
+                        acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(&*arow.add(cols[i])), bv, acc[i]);
+                    }
+                }
+                for (i, &v) in acc.iter().enumerate().take(rows) {
+                    _mm256_maskstore_ps(c.add((i0 + i) * ldc + j0), mask, v);
+                }
+                j0 += 8;
+            }
+        }
+    }
+}
