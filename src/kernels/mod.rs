@@ -5,8 +5,8 @@
 //! | level      | what it uses                                                      |
 //! | ---------- | ----------------------------------------------------------------- |
 //! | `avx512`   | AVX-512F kernels for the products, σ, the ten-output layer and the convolution |
-//! | `avx2`     | AVX2+FMA kernels for the dense layer's two products and σ; AVX2 builds of the portable loops |
-//! | `neon`     | aarch64 NEON kernels for the dense layer's two products and σ; the portable loops (NEON-vectorised) for the rest |
+//! | `avx2`     | AVX2+FMA kernels for the dense forward product and σ; AVX2 builds of the portable loops |
+//! | `neon`     | aarch64 NEON kernels for the dense forward product and σ; the portable loops (NEON-vectorised) for the rest |
 //! | `portable` | plain Rust loops the compiler may vectorise; products by `matrixmultiply` |
 //!
 //! The CPU is asked once what it supports ([`Level::available`]); the table
@@ -274,17 +274,16 @@ impl Kernels {
     }
 }
 
-/// The NEON table: its own products and σ, and the portable loops (which
+/// The NEON table: its own forward product and σ, and the portable loops (which
 /// the compiler vectorises for NEON, always present on aarch64) for the rest.
 #[cfg(target_arch = "aarch64")]
 mod arm {
     use super::{Kernels, Level, PORTABLE, gemm, sigmoid};
-    use crate::linalg::{check_nt, check_tn};
+    use crate::linalg::check_nt;
 
     pub(super) const NEON: Kernels = Kernels {
         level: Level::Neon,
         gemm_nt: gemm_nt_neon,
-        gemm_tn: gemm_tn_neon,
         sigmoid: sigmoid_neon,
         ..PORTABLE
     };
@@ -311,22 +310,6 @@ mod arm {
         check_nt(m, n, k, a, lda, b, ldb, c, ldc);
         unsafe { gemm::neon::gemm_nt(m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_tn_neon(
-        m: usize,
-        n: usize,
-        kp: usize,
-        a: &[f32],
-        lda: usize,
-        b: &[f32],
-        ldb: usize,
-        c: &mut [f32],
-        ldc: usize,
-    ) {
-        check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
-        unsafe { gemm::neon::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
-    }
 }
 
 /// The x86 tables. Each wrapper calls a `#[target_feature]` kernel; the
@@ -340,7 +323,6 @@ mod x86 {
     pub(super) const AVX2: Kernels = Kernels {
         level: Level::Avx2,
         gemm_nt: gemm_nt_avx2,
-        gemm_tn: gemm_tn_avx2,
         sigmoid: sigmoid_avx2,
         axpy: axpy_avx2,
         dot: dot_avx2,
@@ -422,22 +404,6 @@ mod x86 {
     ) {
         check_nt(m, n, k, a, lda, b, ldb, c, ldc);
         unsafe { gemm::avx2::gemm_nt(m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_tn_avx2(
-        m: usize,
-        n: usize,
-        kp: usize,
-        a: &[f32],
-        lda: usize,
-        b: &[f32],
-        ldb: usize,
-        c: &mut [f32],
-        ldc: usize,
-    ) {
-        check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
-        unsafe { gemm::avx2::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
     }
 
     fn sigmoid_avx512(z: &mut [f32]) {

@@ -5,8 +5,9 @@
 //! tn (∂W)        C[i, j]  = Σ_p A[p, i] · B[p, j]     A [p, m]  B [p, n]  (δᵀ·X)
 //! ```
 //! The portable level uses the textbook's products (`linalg::gemm_nt`,
-//! `linalg::gemm_tn`); the AVX-512 (`avx512.rs`), AVX2 (`avx2.rs`) and NEON
-//! (`neon.rs`) kernels read their operands where they lie. Both check their operands' extents first, and both sum
+//! `linalg::gemm_tn`); the AVX-512 kernels (`avx512.rs`) and the AVX2 and
+//! NEON forward products (`avx2.rs`, `neon.rs`) read their operands where
+//! they lie. Both check their operands' extents first, and both sum
 //! each element in an order that does not depend on how the product is cut
 //! into blocks of rows or columns (tested below against f64 sums, and cut).
 

@@ -1,13 +1,11 @@
-//! The dense layer's two products for aarch64 NEON, without packing: the
-//! algorithms of `avx2.rs` at 4 lanes with 32 registers.
-//!
-//! - `gemm_nt` (forward): a 4×4 block of C is sixteen dot products over k,
-//!   each step loading 4 values of k from four rows of A and four rows of B
-//!   into 16 accumulators; the last k mod 4 values are read zero-padded, and
-//!   each accumulator's lanes are summed by `vaddvq_f32` at the end.
-//! - `gemm_tn` (∂W): a 4×16 block of C is 16 accumulators; each step over p
-//!   loads four vectors of a row of B and broadcasts four values of A; the
-//!   last n mod 4 columns go through a zero-padded buffer.
+//! The dense layer's forward product for aarch64 NEON, without packing: the
+//! algorithm of `avx2.rs` at 4 lanes with 32 registers. A 4×4 block of C is
+//! sixteen dot products over k, each step loading 4 values of k from four
+//! rows of A and four rows of B into 16 accumulators; the last k mod 4
+//! values are read zero-padded, and each accumulator's lanes are summed by
+//! `vaddvq_f32` at the end. (The ∂W product stays matrixmultiply's, which
+//! has NEON kernels of its own: the unpacked ∂W kernel, at 8 lanes on AVX2,
+//! measured slower than it.)
 //!
 //! Each element's sum runs in a fixed order whatever block it is computed
 //! in, so a product cut by rows or columns gives the same bits as the whole
@@ -83,74 +81,6 @@ pub unsafe fn gemm_nt(
                         *row.add(j) += vaddvq_f32(v);
                     }
                 }
-            }
-        }
-    }
-}
-
-/// C[i, j] = Σ_p A[p, i]·B[p, j] for i < m, j < n, p < kp (C is overwritten).
-///
-/// # Safety
-/// A must hold kp rows of m values at stride `lda`, B kp rows of n at stride
-/// `ldb`, C m rows of n at stride `ldc`, and C must not overlap A or B.
-#[target_feature(enable = "neon")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_tn(
-    m: usize,
-    n: usize,
-    kp: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    const V: usize = 4;
-    if m == 0 || n == 0 {
-        return;
-    }
-    unsafe {
-        for i0 in (0..m).step_by(4) {
-            let cols: [usize; 4] = std::array::from_fn(|i| (i0 + i).min(m - 1));
-            let rows = (m - i0).min(4);
-            let mut j0 = 0;
-            while j0 + 4 * V <= n {
-                let mut acc = [[vdupq_n_f32(0.0); V]; 4];
-                for p in 0..kp {
-                    let brow = b.add(p * ldb + j0);
-                    let bv: [float32x4_t; V] = std::array::from_fn(|j| vld1q_f32(brow.add(4 * j)));
-                    let arow = a.add(p * lda);
-                    for i in 0..4 {
-                        let av = vdupq_n_f32(*arow.add(cols[i]));
-                        for j in 0..V {
-                            acc[i][j] = vfmaq_f32(acc[i][j], av, bv[j]);
-                        }
-                    }
-                }
-                for (i, acc) in acc.iter().enumerate().take(rows) {
-                    for (j, &v) in acc.iter().enumerate() {
-                        vst1q_f32(c.add((i0 + i) * ldc + j0 + 4 * j), v);
-                    }
-                }
-                j0 += 4 * V;
-            }
-            while j0 < n {
-                let width = (n - j0).min(4);
-                let mut acc = [vdupq_n_f32(0.0); 4];
-                for p in 0..kp {
-                    let bv = load_partial(b.add(p * ldb + j0), width);
-                    let arow = a.add(p * lda);
-                    for i in 0..4 {
-                        acc[i] = vfmaq_f32(acc[i], vdupq_n_f32(*arow.add(cols[i])), bv);
-                    }
-                }
-                for (i, &v) in acc.iter().enumerate().take(rows) {
-                    let mut out = [0.0f32; 4];
-                    vst1q_f32(out.as_mut_ptr(), v);
-                    std::ptr::copy_nonoverlapping(out.as_ptr(), c.add((i0 + i) * ldc + j0), width);
-                }
-                j0 += 4;
             }
         }
     }
