@@ -73,6 +73,34 @@ fn text<DB: DrawingBackend>(
 }
 
 const MARGIN: i32 = 20;
+
+/// A titled grid of `count` cells of `cell` pixels, `columns` to a row:
+/// its size (at least `min_width` wide) and the top-left corner of cell `k`.
+struct Grid {
+    cell: (i32, i32),
+    columns: usize,
+    count: usize,
+    min_width: i32,
+}
+
+impl Grid {
+    fn size(&self) -> (u32, u32) {
+        let cols = self.columns.max(1).min(self.count.max(1));
+        let rows = self.count.div_ceil(cols).max(1);
+        (
+            (2 * MARGIN + self.cell.0 * cols as i32).max(self.min_width) as u32,
+            (TITLE + MARGIN + self.cell.1 * rows as i32) as u32,
+        )
+    }
+
+    fn at(&self, k: usize) -> (i32, i32) {
+        let cols = self.columns.max(1);
+        (
+            MARGIN + self.cell.0 * (k % cols) as i32,
+            TITLE + self.cell.1 * (k / cols) as i32,
+        )
+    }
+}
 /// Room for a title of two lines.
 const TITLE: i32 = 60;
 
@@ -259,29 +287,28 @@ const THUMB: usize = 3; // pixels per image pixel
 const GAP: i32 = 12;
 
 impl Gallery {
-    fn cell(&self) -> (i32, i32) {
-        ((SIDE * THUMB) as i32 + GAP + 20, (SIDE * THUMB) as i32 + GAP + 18)
+    fn grid(&self) -> Grid {
+        Grid {
+            cell: ((SIDE * THUMB) as i32 + GAP + 20, (SIDE * THUMB) as i32 + GAP + 18),
+            columns: self.columns,
+            count: self.images.len(),
+            min_width: 360,
+        }
     }
 }
 
 impl Picture for Gallery {
     fn size(&self) -> (u32, u32) {
-        let (cw, ch) = self.cell();
-        let cols = self.columns.max(1).min(self.images.len().max(1));
-        let rows = self.images.len().div_ceil(cols).max(1);
-        (
-            (2 * MARGIN + cw * cols as i32).max(360) as u32,
-            (TITLE + MARGIN + ch * rows as i32) as u32,
-        )
+        self.grid().size()
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(fail)?;
         heading(root, &self.title)?;
-        let (cw, ch) = self.cell();
-        let cols = self.columns.max(1);
+        let grid = self.grid();
+        let cw = grid.cell.0;
         for (k, (pixels, caption)) in self.images.iter().enumerate() {
-            let (x, y) = (MARGIN + cw * (k % cols) as i32, TITLE + ch * (k / cols) as i32);
+            let (x, y) = grid.at(k);
             let rgb: Vec<[u8; 3]> = pixels.iter().map(|&p| [p, p, p]).collect();
             blit(root, (x + 10, y), &rgb, (SIDE, SIDE), THUMB)?;
             text(
@@ -310,33 +337,32 @@ pub struct Tiles {
 }
 
 impl Tiles {
-    fn cell(&self) -> (i32, i32) {
+    fn grid(&self) -> Grid {
         let caption = if self.captions.is_empty() { 0 } else { 14 };
-        (
-            (self.width * self.scale) as i32 + 6,
-            (self.height * self.scale) as i32 + 6 + caption,
-        )
+        Grid {
+            cell: (
+                (self.width * self.scale) as i32 + 6,
+                (self.height * self.scale) as i32 + 6 + caption,
+            ),
+            columns: self.columns,
+            count: self.tiles.len(),
+            min_width: 420,
+        }
     }
 }
 
 impl Picture for Tiles {
     fn size(&self) -> (u32, u32) {
-        let (cw, ch) = self.cell();
-        let cols = self.columns.max(1).min(self.tiles.len().max(1));
-        let rows = self.tiles.len().div_ceil(cols).max(1);
-        (
-            (2 * MARGIN + cw * cols as i32).max(420) as u32,
-            (TITLE + MARGIN + ch * rows as i32) as u32,
-        )
+        self.grid().size()
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         root.fill(&WHITE).map_err(fail)?;
         heading(root, &self.title)?;
-        let (cw, ch) = self.cell();
-        let cols = self.columns.max(1);
+        let grid = self.grid();
+        let cw = grid.cell.0;
         for (k, tile) in self.tiles.iter().enumerate() {
-            let (x, y) = (MARGIN + cw * (k % cols) as i32, TITLE + ch * (k / cols) as i32);
+            let (x, y) = grid.at(k);
             let m = tile.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let rgb: Vec<[u8; 3]> = tile
                 .iter()
