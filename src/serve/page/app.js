@@ -149,8 +149,14 @@ let pending = null;
 // Strokes finished, and the stroke whose drawing the shown answer is for
 // (body[data-strokes], body[data-answered]: what the browser tests wait on).
 let strokes = 0;
+// Each request's number; an answer is shown only if it is the latest.
+let sequence = 0;
 
 function clearPad() {
+  // Answers still on their way are for the old drawing: drop them.
+  sequence += 1;
+  clearTimeout(pending);
+  pending = null;
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, pad.width, pad.height);
   dirty = false;
@@ -195,6 +201,9 @@ pad.addEventListener("pointermove", (e) => {
 const endStroke = () => {
   if (!drawing) return;
   drawing = false;
+  // The stroke's own request supersedes a throttled one still waiting.
+  clearTimeout(pending);
+  pending = null;
   strokes += 1;
   document.body.dataset.strokes = strokes;
   sendPad();
@@ -258,7 +267,6 @@ function updateBars(probabilities) {
   });
 }
 
-let sequence = 0;
 async function predict(stroke = strokes) {
   if (!state.drawing || !state.model) return;
   const mine = ++sequence;
