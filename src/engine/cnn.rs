@@ -13,7 +13,9 @@ use super::conv::{ConvRelu, ConvScratch, DeltaSource, NextBackward, NextLayer};
 use super::dense;
 use crate::kernels::Kernels;
 use crate::kernels::conv::Shape;
+use crate::kernels::pool;
 use crate::layers::dropout::{Dropout, Noise};
+use crate::layers::maxpool::MaxPool;
 use crate::models::{Cnn, Network};
 use crate::params::{Layout, split, split_mut};
 use crate::rng::Rng;
@@ -33,9 +35,8 @@ pub struct FastCnnWorkspace {
     conv: ConvScratch,
     /// ReLU(conv(x)), `[B, F·OS²]`
     h: Vec<f32>,
-    /// pooled h and the kept indices, `[B, F·⌊OS/P⌋²]` (empty without pooling)
+    /// pooled h, `[B, F·⌊OS/P⌋²]` (empty without pooling)
     pooled: Vec<f32>,
-    argmax: Vec<u32>,
     logits: Vec<f32>,
     d_h: Vec<f32>,
     d_pooled: Vec<f32>,
@@ -89,7 +90,6 @@ impl Network<f32> for FastCnn {
             logits: vec![0.0; max_batch * self.net.classes],
             d_h: vec![0.0; max_batch * out],
             pooled: vec![0.0; pooled],
-            argmax: vec![0; pooled],
             d_pooled: vec![0.0; pooled],
             dropout: Dropout::new(max_batch * self.net.features()),
         }
@@ -125,14 +125,25 @@ impl Network<f32> for FastCnn {
             ws.dropout.forward(h, net.features(), None);
             return logits;
         }
-        self.conv.forward(batch, x, (w_conv, bias), None, &mut ws.conv, h);
         let features: &[f32] = match &net.pool {
             Some(pool) => {
+                // Pooled block by block, while the block's maps are in cache.
+                let sizes = pool_sizes(pool);
                 let pooled = &mut ws.pooled[..batch * pool.out_len()];
-                pool.forward(batch, h, pooled, &mut ws.argmax);
+                let forward = |n: usize, maps: &[f32], rows: &mut [f32]| pool::forward(&sizes, n, maps, rows);
+                let next = NextLayer {
+                    out: &mut *pooled,
+                    len: sizes.out_len(),
+                    forward: &forward,
+                };
+                self.conv
+                    .forward(batch, x, (w_conv, bias), Some(next), &mut ws.conv, h);
                 pooled
             }
-            None => h,
+            None => {
+                self.conv.forward(batch, x, (w_conv, bias), None, &mut ws.conv, h);
+                h
+            }
         };
         let features = ws.dropout.forward(features, net.features(), noise);
         dense::forward(k, batch, features, w_fc, b_fc, logits);
@@ -190,7 +201,18 @@ impl Network<f32> for FastCnn {
                     d_b_fc,
                 );
                 ws.dropout.backward(d_pooled);
-                pool.backward(batch, d_pooled, &ws.argmax, d_h);
+                // ∂L/∂h block by block, just before the convolution's sums read it.
+                let (sizes, pl) = (pool_sizes(pool), pool.out_len());
+                let (pooled, d_pooled) = (&ws.pooled[..batch * pl], &*d_pooled);
+                let d_input = |first: usize, rows: &mut [f32]| {
+                    let n = rows.len() / out;
+                    let (maps, ys) = (&h[first * out..(first + n) * out], first * pl..(first + n) * pl);
+                    pool::backward(&sizes, n, maps, &pooled[ys.clone()], &d_pooled[ys], rows);
+                };
+                let source = DeltaSource::Computed(&d_input);
+                self.conv
+                    .backward(batch, x, h, source, &mut ws.conv, (d_w_conv, d_bias));
+                return;
             }
             None => {
                 let features = ws.dropout.output(h);
@@ -210,5 +232,15 @@ impl Network<f32> for FastCnn {
         let source = DeltaSource::Given(d_h);
         self.conv
             .backward(batch, x, h, source, &mut ws.conv, (d_w_conv, d_bias));
+    }
+}
+
+/// The kernel's sizes of the textbook pooling layer.
+fn pool_sizes(p: &MaxPool) -> pool::Pool {
+    pool::Pool {
+        channels: p.channels,
+        height: p.height,
+        width: p.width,
+        size: p.size,
     }
 }

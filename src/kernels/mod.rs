@@ -26,6 +26,7 @@ use std::sync::OnceLock;
 pub mod conv;
 pub mod dense10;
 pub mod gemm;
+pub mod pool;
 pub mod sigmoid;
 pub mod vector;
 

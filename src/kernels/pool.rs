@@ -1,0 +1,251 @@
+//! P×P max-pooling, stride P, as the engine runs it (the textbook twin is
+//! `layers::maxpool::MaxPool`; the tests at the end of this file prove the
+//! two give the same maxima and the same ∂L/∂x, bit for bit).
+//!
+//! ```text
+//! forward    y[m, i, j] = max_{0 ≤ di,dj < P} x[m, P·i+di, P·j+dj]     m: one map (a sample's channel)
+//! backward   ∂L/∂x[m, p] = ∂L/∂y[m, i, j] where p is the first maximum of window (i, j), else 0
+//! ```
+//! The textbook keeps each window's maximum index in forward, branching on
+//! each comparison, which a CPU mispredicts about half the time on real maps.
+//! Here forward folds the maxima with selects only, and backward finds each
+//! maximum's position again from x and y, so forward needs no
+//! index buffer and both can run on a few samples at a time while their maps
+//! are in cache (`engine::cnn`).
+
+/// Sizes of a pooling: `channels` maps of `height`×`width` per sample,
+/// windows of `size`×`size`, stride `size` (rows and columns past the last
+/// whole window dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pool {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub size: usize,
+}
+
+impl Pool {
+    fn out(&self) -> (usize, usize) {
+        (self.height / self.size, self.width / self.size)
+    }
+
+    /// Input values per sample.
+    pub fn in_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// Output values per sample.
+    pub fn out_len(&self) -> usize {
+        let (oh, ow) = self.out();
+        self.channels * oh * ow
+    }
+}
+
+/// Panics unless `x` holds `batch` samples and `y` their outputs.
+fn check(pool: &Pool, batch: usize, x: usize, y: usize) {
+    assert!(
+        pool.size > 0 && x >= batch * pool.in_len() && y >= batch * pool.out_len(),
+        "max-pool: slices shorter than {batch} samples of {pool:?}"
+    );
+}
+
+/// y = pool(x) for `batch` samples (the maxima only: [`backward`] finds
+/// each one's position again from x and y).
+pub fn forward(pool: &Pool, batch: usize, x: &[f32], y: &mut [f32]) {
+    check(pool, batch, x.len(), y.len());
+    let (w, k) = (pool.width, pool.size);
+    let (oh, ow) = pool.out();
+    if oh * ow == 0 {
+        return;
+    }
+    let map_in = pool.height * w;
+    let rows = y[..batch * pool.out_len()].chunks_exact_mut(ow);
+    for (r, yr) in rows.enumerate() {
+        let (m, i) = (r / oh, r % oh);
+        let top = &x[m * map_in + k * i * w..(m + 1) * map_in];
+        // The same loop with the window side as a constant where it is
+        // small, so that the window's loops unroll.
+        match k {
+            2 => row_max(2, w, top, yr),
+            3 => row_max(3, w, top, yr),
+            _ => row_max(k, w, top, yr),
+        }
+    }
+}
+
+/// One output row's maxima; `x` starts at the row's first window.
+#[inline(always)]
+fn row_max(k: usize, w: usize, x: &[f32], y: &mut [f32]) {
+    for (j, out) in y.iter_mut().enumerate() {
+        let mut best = x[k * j];
+        for di in 0..k {
+            for dj in 0..k {
+                let v = x[k * j + di * w + dj];
+                best = if v > best { v } else { best };
+            }
+        }
+        *out = best;
+    }
+}
+
+/// The offset (di·W + dj) within the window at `x` of the value the
+/// textbook keeps for the maximum `best`: the first position in row-major
+/// order holding a value equal to it, or the first when `best` is NaN. A NaN
+/// is only kept when it comes first, and an earlier value equal to the
+/// maximum would have kept the fold from replacing it (−0 and +0 included,
+/// which compare equal), so this is the textbook's index.
+#[inline(always)]
+fn kept(k: usize, w: usize, x: &[f32], best: f32) -> usize {
+    let mut offset = 0;
+    for di in (0..k).rev() {
+        for dj in (0..k).rev() {
+            let o = di * w + dj;
+            offset = if x[o] == best { o } else { offset };
+        }
+    }
+    offset
+}
+
+/// ∂L/∂x from ∂L/∂y: each window's ∂L/∂y goes to the position its maximum
+/// came from (written 0 + ∂L/∂y, as the textbook's sum into zeros), every
+/// other input gets 0. `x` and `y` are the forward pass's input and output.
+pub fn backward(pool: &Pool, batch: usize, x: &[f32], y: &[f32], d_y: &[f32], d_x: &mut [f32]) {
+    check(pool, batch, x.len(), y.len());
+    check(pool, batch, d_x.len(), d_y.len());
+    let (h, w, k) = (pool.height, pool.width, pool.size);
+    let (oh, ow) = pool.out();
+    let (map_in, map_out) = (h * w, oh * ow);
+    let maps = batch * pool.channels;
+    let d_x = &mut d_x[..maps * map_in];
+    if k * oh != h || k * ow != w {
+        // Rows and columns past the last whole window get nothing.
+        d_x.fill(0.0);
+    }
+    if map_out == 0 {
+        return;
+    }
+    for (m, dm) in d_x.chunks_exact_mut(map_in).enumerate() {
+        let xm = &x[m * map_in..(m + 1) * map_in];
+        let (ym, gm) = (
+            &y[m * map_out..(m + 1) * map_out],
+            &d_y[m * map_out..(m + 1) * map_out],
+        );
+        for (i, (yr, gr)) in ym.chunks_exact(ow).zip(gm.chunks_exact(ow)).enumerate() {
+            let top = k * i * w;
+            match k {
+                2 => row_backward(2, w, &xm[top..], yr, gr, &mut dm[top..top + k * w]),
+                3 => row_backward(3, w, &xm[top..], yr, gr, &mut dm[top..top + k * w]),
+                _ => row_backward(k, w, &xm[top..], yr, gr, &mut dm[top..top + k * w]),
+            }
+        }
+    }
+}
+
+/// One output row's windows: ∂L/∂x of its K input rows (`d_x`, from the
+/// row's first window), from the forward pass's `x` there and the row's
+/// maxima `y` and ∂L/∂y `d_y`. The gradient is placed with bit masks, not
+/// branches.
+#[inline(always)]
+fn row_backward(k: usize, w: usize, x: &[f32], y: &[f32], d_y: &[f32], d_x: &mut [f32]) {
+    const CHUNK: usize = 32;
+    for (c, (yc, gc)) in y.chunks(CHUNK).zip(d_y.chunks(CHUNK)).enumerate() {
+        let j0 = c * CHUNK;
+        let mut offsets = [0usize; CHUNK];
+        for (j, (o, &best)) in offsets.iter_mut().zip(yc).enumerate() {
+            *o = kept(k, w, &x[k * (j0 + j)..], best);
+        }
+        for di in 0..k {
+            let row = &mut d_x[di * w + k * j0..di * w + k * (j0 + yc.len())];
+            for ((window, &o), &g) in row.chunks_exact_mut(k).zip(&offsets).zip(gc) {
+                let g = (0.0 + g).to_bits();
+                for (dj, d) in window.iter_mut().enumerate() {
+                    let here = ((di * w + dj == o) as u32).wrapping_neg();
+                    *d = f32::from_bits(g & here);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::maxpool::MaxPool;
+    use crate::linalg::random_vec;
+    use crate::rng::Rng;
+
+    /// The same maxima and the same ∂L/∂x, bit for bit, as the textbook
+    /// layer: on random maps, on maps with many ties (small integers, zeros
+    /// as after ReLU), and with NaN, zeros, −0 and a −0 gradient.
+    #[test]
+    fn matches_the_textbook_layer() {
+        let mut rng = Rng::new(41, 0);
+        for (channels, height, width, batch, size) in [
+            (32, 24, 24, 3, 2),
+            (64, 24, 24, 2, 3),
+            (1, 22, 22, 4, 2),
+            (3, 7, 5, 2, 2),
+            (3, 11, 10, 2, 3),
+            (2, 24, 24, 1, 4),
+            (2, 3, 3, 2, 5),
+        ] {
+            let textbook = MaxPool {
+                channels,
+                height,
+                width,
+                size,
+            };
+            let pool = Pool {
+                channels,
+                height,
+                width,
+                size,
+            };
+            let (n, m) = (batch * pool.in_len(), batch * pool.out_len());
+            let random: Vec<f32> = random_vec(n, &mut rng);
+            let ties: Vec<f32> = random.iter().map(|v| (v * 3.0).round().max(0.0)).collect();
+            let odd: Vec<f32> = random
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| match i % 7 {
+                    0 => f32::NAN,
+                    1 => -0.0,
+                    2 => 0.0,
+                    _ => v,
+                })
+                .collect();
+            let mut d_y: Vec<f32> = random_vec(m, &mut rng);
+            if let Some(g) = d_y.first_mut() {
+                *g = -0.0;
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for x in [random, ties, odd] {
+                let mut y = vec![7.0f32; m];
+                forward(&pool, batch, &x, &mut y);
+                let (mut y_ref, mut kept) = (vec![7.0f32; m], vec![u32::MAX; m]);
+                textbook.forward(batch, &x, &mut y_ref, &mut kept);
+                assert_eq!(bits(&y), bits(&y_ref), "{pool:?}");
+                let mut d_x = vec![7.0f32; n];
+                backward(&pool, batch, &x, &y, &d_y, &mut d_x);
+                let mut d_x_ref = vec![7.0f32; n];
+                textbook.backward(batch, &d_y, &kept, &mut d_x_ref);
+                assert_eq!(bits(&d_x), bits(&d_x_ref), "{pool:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_slices_are_refused() {
+        let pool = Pool {
+            channels: 2,
+            height: 4,
+            width: 4,
+            size: 2,
+        };
+        let r = std::panic::catch_unwind(|| forward(&pool, 1, &[0.0f32; 31], &mut [0.0f32; 8]));
+        assert!(r.is_err());
+        let r =
+            std::panic::catch_unwind(|| backward(&pool, 1, &[0.0; 32], &[0.0; 8], &[0.0; 7], &mut [0.0; 32]));
+        assert!(r.is_err());
+    }
+}
