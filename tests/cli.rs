@@ -526,7 +526,7 @@ fn presets_load_and_train_for_one_epoch() {
     let runs = tempfile::tempdir().unwrap();
     // (model, preset, [(config.json pointer, expected value)])
     type Case<'a> = (&'a str, &'a str, &'a [(&'a str, serde_json::Value)]);
-    let cases: [Case; 3] = [
+    let cases: [Case; 5] = [
         ("mlp", "report", &[("/model/hidden", serde_json::json!(256))]),
         (
             "mlp",
@@ -540,6 +540,15 @@ fn presets_load_and_train_for_one_epoch() {
                 ("/model/pool_size", serde_json::json!(3)),
                 ("/settings/dropout", serde_json::json!(0.5)),
                 ("/settings/batch_size", serde_json::json!(64)),
+            ],
+        ),
+        ("mlp", "fast-mlp", &[("/model/hidden", serde_json::json!(512))]),
+        (
+            "cnn",
+            "fast-cnn",
+            &[
+                ("/model/filters", serde_json::json!(32)),
+                ("/model/pool_size", serde_json::json!(2)),
             ],
         ),
     ];
@@ -784,4 +793,64 @@ fn finished_runs_continue_and_runs_start_from_a_model() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+#[cfg_attr(
+    not(mnist_data),
+    ignore = "needs MNIST: set SCRATCHNET_DATA_DIR, or run `scratchnet download`"
+)]
+fn speedrun_reports_each_seed_and_their_mean() {
+    let Some(mnist) = common::mnist_dir("speedrun_reports_each_seed_and_their_mean") else {
+        return;
+    };
+    let dir = mnist.to_str().unwrap();
+    let o = scratchnet(&[
+        "speedrun",
+        "mlp",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--json",
+        "--data-dir",
+        dir,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(stdout(&o).trim()).expect("one JSON object");
+    assert_eq!(report["preset"], "fast-mlp");
+    assert_eq!(report["epochs"], 1);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let mut accuracies = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(r["seed"], i as u64);
+        assert!(r["seconds"].as_f64().unwrap() > 0.0);
+        let a = r["test_accuracy"].as_f64().unwrap();
+        assert!(a > 0.95, "one epoch of fast-mlp: {a}");
+        accuracies.push(a);
+    }
+    let mean = report["test_accuracy"]["mean"].as_f64().unwrap();
+    assert!((mean - (accuracies[0] + accuracies[1]) / 2.0).abs() < 1e-12);
+    assert_ne!(accuracies[0], accuracies[1], "two seeds, two different runs");
+    // The table form, and a bad --seeds.
+    let o = scratchnet(&[
+        "speedrun",
+        "cnn",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--data-dir",
+        dir,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o) + &stderr(&o);
+    assert!(
+        text.contains("preset fast-cnn") && text.contains("mean over 1 runs"),
+        "{text}"
+    );
+    let o = scratchnet(&["speedrun", "mlp", "--seeds", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--seeds"), "{}", stderr(&o));
 }

@@ -166,7 +166,7 @@ impl OptimArgs {
 /// Flags of every training command.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
-    /// A named set of flags expanded in place before the others: report, best-mlp or best-cnn
+    /// A named set of flags expanded in place before the others: report, best-mlp, best-cnn, fast-mlp or fast-cnn
     /// (`--preset NAME` first; flags after it override the preset's)
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,

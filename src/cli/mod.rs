@@ -18,6 +18,7 @@ mod predict;
 pub mod preset;
 mod reproduce;
 mod serve;
+mod speedrun;
 mod sweep;
 mod train;
 mod validate;
@@ -36,7 +37,7 @@ use scratchnet::kernels::{Choice, Resolved};
     version,
     about = "MNIST with an MLP and a CNN written from scratch: manual backpropagation and gradient descent",
     after_help = "Data: --data-dir DIR, else $SCRATCHNET_DATA_DIR/<dataset>/, else the user cache folder …/scratchnet/<dataset>/.\n\
-                  Presets: `train mlp|cnn --preset NAME` (report, best-mlp, best-cnn) expand to their flags; later flags override them.",
+                  Presets: `train mlp|cnn --preset NAME` (report, best-mlp, best-cnn, fast-mlp, fast-cnn) expand to their flags; later flags override them.",
     args_override_self = true
 )]
 pub struct Cli {
@@ -65,6 +66,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// A trained model's weights as pictures: hidden-unit tiles or filters, and the output layer
     Inspect(inspect::InspectArgs),
+    /// Time to accuracy: train the fast-cnn or fast-mlp preset once per seed, report wall time and test accuracy
+    Speedrun(speedrun::SpeedrunArgs),
     /// Write a trained model as an ONNX graph
     Export(export::ExportArgs),
     /// Most likely classes of PNG/JPEG digit images
@@ -220,5 +223,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Speedrun(a) => speedrun::run(a),
     }
 }

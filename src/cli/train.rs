@@ -86,7 +86,16 @@ pub struct CnnArgs {
     pub common: CommonArgs,
 }
 
-/// The CNN's training settings (report defaults).
+impl TrainCommand {
+    /// The run these flags describe, and its default folder name.
+    pub fn spec(&self) -> (RunSpec, &CommonArgs) {
+        match self {
+            TrainCommand::Mlp(a) => (a.hyper.spec(a.hidden, a.common.batch_size, a.seed), &a.common),
+            TrainCommand::Cnn(a) => (a.hyper.spec(a.kernel, a.common.batch_size, a.seed), &a.common),
+        }
+    }
+}
+
 /// Set by Ctrl-C (SIGINT) or SIGTERM: training stops after the current batch.
 static STOP: AtomicBool = AtomicBool::new(false);
 
