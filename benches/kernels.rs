@@ -232,8 +232,55 @@ fn training(c: &mut Criterion) {
     g.finish();
 }
 
+/// Max-pooling as the engine runs it (`kernels::pool`, at the chosen level) against the textbook
+/// layer, 32 maps of 24×24 per sample (the `fast-cnn` shape), on ReLU-like
+/// maps (about half zeros).
+fn pool(c: &mut Criterion) {
+    use scratchnet::kernels::pool::Pool;
+    use scratchnet::layers::maxpool::MaxPool;
+    let k = kernels();
+    let (batch, channels, side) = (8, 32, 24);
+    let mut g = c.benchmark_group("max-pool 8x32x24x24, one thread");
+    for size in [2, 3] {
+        let p = Pool {
+            channels,
+            height: side,
+            width: side,
+            size,
+        };
+        let textbook = MaxPool {
+            channels,
+            height: side,
+            width: side,
+            size,
+        };
+        let x: Vec<f32> = random(batch * p.in_len(), 8)
+            .into_iter()
+            .map(|v| v.max(0.0))
+            .collect();
+        let d_y = random(batch * p.out_len(), 9);
+        let (mut y, mut d_x) = (vec![0.0; d_y.len()], vec![0.0; x.len()]);
+        let mut argmax = vec![0u32; d_y.len()];
+        g.throughput(Throughput::Elements(x.len() as u64));
+        g.bench_function(format!("{size}x{size} forward, engine"), |bench| {
+            bench.iter(|| (k.pool_forward)(&p, batch, &x, &mut y))
+        });
+        g.bench_function(format!("{size}x{size} backward, engine"), |bench| {
+            bench.iter(|| (k.pool_backward)(&p, batch, &x, &y, &d_y, &mut d_x))
+        });
+        g.bench_function(format!("{size}x{size} forward, textbook"), |bench| {
+            bench.iter(|| textbook.forward(batch, &x, &mut y, &mut argmax))
+        });
+        g.bench_function(format!("{size}x{size} backward, textbook"), |bench| {
+            bench.iter(|| textbook.backward(batch, &d_y, &argmax, &mut d_x))
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    pool,
     matmul,
     dense_products,
     output_layer,

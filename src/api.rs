@@ -196,6 +196,13 @@ impl Trainer {
                 );
             }
         }
+        let side = train_set.dim.isqrt();
+        if self.settings.shift > 0 && side * side != train_set.dim {
+            anyhow::bail!(
+                "random shifts need square images; the training samples have {} features",
+                train_set.dim
+            );
+        }
         if train_set.len() < self.settings.batch_size {
             anyhow::bail!(
                 "batch size {} is larger than the {} training samples",
@@ -224,4 +231,42 @@ pub fn load_mnist(dir: &Path, normalize: Normalize) -> Result<(Samples, Samples)
         Ok(Samples::from_raw(&raw, normalize))
     };
     Ok((load(Split::Train)?, load(Split::Test)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::synthetic;
+
+    fn model(input: usize) -> Model {
+        let spec = ModelSpec::Mlp {
+            input,
+            hidden: 8,
+            classes: 10,
+            activation: crate::models::Activation::Relu,
+        };
+        Model::new(spec, 1).unwrap()
+    }
+
+    #[test]
+    fn random_shifts_change_training_and_need_square_images() {
+        let settings = Settings::default().epochs(1).batch_size(8).lr(0.05);
+        let data = synthetic(32, 36, 2);
+        let (mut plain, mut shifted) = (model(36), model(36));
+        Trainer::new(settings).fit(&mut plain, &data, None).unwrap();
+        Trainer::new(settings.shift(2))
+            .fit(&mut shifted, &data, None)
+            .unwrap();
+        assert_ne!(plain.params, shifted.params);
+
+        let mut flat = model(35);
+        let err = Trainer::new(settings.shift(1))
+            .fit(&mut flat, &synthetic(32, 35, 2), None)
+            .unwrap_err();
+        assert!(err.to_string().contains("square images"), "{err}");
+        let err = Trainer::new(settings.shift(9))
+            .fit(&mut flat, &data, None)
+            .unwrap_err();
+        assert!(err.to_string().contains("--shift 9"), "{err}");
+    }
 }

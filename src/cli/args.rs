@@ -120,6 +120,11 @@ pub struct OptimArgs {
     /// CNN: the flattened features); 0: none
     #[arg(long, default_value_t = 0.0, value_parser = unit_interval, value_name = "P")]
     dropout: f32,
+    /// Data augmentation: move each training image by up to N pixels in each
+    /// direction, drawn afresh for every sample at every step (edge pixels
+    /// repeated); 0: none. Evaluation always sees the images as they are
+    #[arg(long, default_value_t = 0, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=scratchnet::train::MAX_SHIFT as u64))]
+    shift: u64,
 }
 
 impl OptimArgs {
@@ -138,6 +143,7 @@ impl OptimArgs {
             validation: self.validation,
             patience: self.patience,
             dropout: self.dropout,
+            shift: self.shift as usize,
             ..Settings::sgd(epochs, lr, batch_size, reduction, seed)
         }
     }

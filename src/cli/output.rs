@@ -69,10 +69,15 @@ pub fn print_header(spec: &RunSpec, threads: usize, kernels: &str, data: &Data, 
         s.seed
     ));
     line(format_args!(
-        "optimiser: {}; schedule {}; dropout {}",
+        "optimiser: {}; schedule {}; dropout {}{}",
         s.optimizer.describe(),
         s.schedule.describe(),
-        s.dropout
+        s.dropout,
+        if s.shift > 0 {
+            format!("; random shifts up to {} px", s.shift)
+        } else {
+            String::new()
+        }
     ));
     let stop = if s.patience > 0 {
         format!(

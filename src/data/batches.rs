@@ -154,15 +154,46 @@ pub fn prefetch(data: &Samples, indices: &[u32]) {
     let _ = (data, indices);
 }
 
-/// Copies the rows `indices` of `data` into `x` and their labels into `y`
-/// (buffers at least `indices.len()` rows long); returns the batch size.
-pub fn gather(data: &Samples, indices: &[u32], x: &mut [f32], y: &mut [u8]) -> usize {
-    let d = data.dim;
-    for (k, &i) in indices.iter().enumerate() {
-        x[k * d..(k + 1) * d].copy_from_slice(data.row(i as usize));
-        y[k] = data.y[i as usize];
+/// Copies the inputs of the samples `indices` of the batch (see
+/// [`Batch::input`]) into `x` and their labels into `y` (buffers at least
+/// `indices.len()` rows long); returns the number of samples.
+pub fn gather(batch: &Batch, indices: &[u32], x: &mut [f32], y: &mut [u8]) -> usize {
+    let d = batch.train.dim;
+    for ((row, label), &i) in x.chunks_exact_mut(d).zip(y.iter_mut()).zip(indices) {
+        batch.input(i, row);
+        *label = batch.train.y[i as usize];
     }
     indices.len()
+}
+
+/// PRNG stream of the random translations (see [`crate::train`] for the others).
+pub const SHIFT_STREAM: u64 = 4;
+
+/// The `side × side` image `src` (row-major) moved `dy` rows down and `dx`
+/// columns right, into `out`; what moves in from outside repeats the nearest
+/// edge pixel:
+///
+/// out[r][c] = src[clamp(r − dy)][clamp(c − dx)], clamp(v) = min(max(v, 0), side − 1).
+///
+/// (MNIST's digits sit in the middle 20×20 of their 28×28 images, so for
+/// moves up to 4 pixels the repeated edge is background.)
+///
+/// ```
+/// use scratchnet::data::batches::shift_image;
+/// let src = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+/// let mut out = [0.0; 9];
+/// shift_image(&src, 3, 1, -1, &mut out);
+/// assert_eq!(out, [2.0, 3.0, 3.0, 2.0, 3.0, 3.0, 5.0, 6.0, 6.0]);
+/// ```
+pub fn shift_image(src: &[f32], side: usize, dy: isize, dx: isize, out: &mut [f32]) {
+    let last = side as isize - 1;
+    let clamp = |v: isize| v.clamp(0, last) as usize;
+    for (r, row) in out.chunks_exact_mut(side).take(side).enumerate() {
+        let from = &src[clamp(r as isize - dy) * side..][..side];
+        for (c, o) in row.iter_mut().enumerate() {
+            *o = from[clamp(c as isize - dx)];
+        }
+    }
 }
 
 /// One batch of a training step: which samples, and what the step needs to
@@ -178,12 +209,33 @@ pub struct Batch<'a> {
     pub scale: f32,
     /// Dropout rate of this step.
     pub dropout: f32,
-    /// The run's seed and the global step number, which key the dropout masks.
+    /// Largest random translation of the images, in pixels (0: none).
+    pub shift: usize,
+    /// The run's seed and the global step number, which key the dropout masks
+    /// and the translations.
     pub seed: u64,
     pub step: u64,
 }
 
 impl Batch<'_> {
+    /// Writes the input of training sample `i` into `out` (`dim` long): its
+    /// row, or with `shift` = N > 0 its image (`dim` = side², side × side)
+    /// moved by [`shift_image`] by (dy, dx) drawn uniformly from [−N, N]², a
+    /// draw keyed on the seed, the step and `i` (so the same for any number of
+    /// threads).
+    pub fn input(&self, i: u32, out: &mut [f32]) {
+        let row = self.train.row(i as usize);
+        if self.shift == 0 {
+            out.copy_from_slice(row);
+            return;
+        }
+        let mut rng = Rng::keyed(self.seed, &[SHIFT_STREAM, self.step, i as u64]);
+        let n = self.shift as u64;
+        let dy = rng.below(2 * n + 1) as isize - n as isize;
+        let dx = rng.below(2 * n + 1) as isize - n as isize;
+        shift_image(row, self.train.dim.isqrt(), dy, dx, out);
+    }
+
     /// The dropout noise of the samples `ids` (a part of `indices`).
     pub fn noise<'i>(&self, ids: &'i [u32]) -> Noise<'i> {
         Noise {
@@ -234,6 +286,19 @@ mod tests {
         assert_ne!(a.indices(0), &first[..]);
     }
 
+    fn batch<'a>(train: &'a Samples, indices: &'a [u32], shift: usize, step: u64) -> Batch<'a> {
+        Batch {
+            train,
+            indices,
+            next: &[],
+            scale: 1.0,
+            dropout: 0.0,
+            shift,
+            seed: 3,
+            step,
+        }
+    }
+
     #[test]
     fn gather_copies_rows_and_labels() {
         let data = Samples {
@@ -243,8 +308,52 @@ mod tests {
         };
         let mut x = vec![0.0; 8];
         let mut y = vec![0; 2];
-        assert_eq!(gather(&data, &[2, 0], &mut x, &mut y), 2);
+        assert_eq!(gather(&batch(&data, &[2, 0], 0, 0), &[2, 0], &mut x, &mut y), 2);
         assert_eq!(x, vec![8.0, 9.0, 10.0, 11.0, 0.0, 1.0, 2.0, 3.0]);
         assert_eq!(y, vec![9, 7]);
+    }
+
+    #[test]
+    fn a_shift_moves_the_image_and_repeats_its_edges() {
+        let src: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let mut out = vec![0.0; 16];
+        shift_image(&src, 4, 0, 0, &mut out);
+        assert_eq!(out, src);
+        shift_image(&src, 4, -2, 1, &mut out);
+        #[rustfmt::skip]
+        let want = [
+            8.0, 8.0, 9.0, 10.0,
+            12.0, 12.0, 13.0, 14.0,
+            12.0, 12.0, 13.0, 14.0,
+            12.0, 12.0, 13.0, 14.0,
+        ];
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn shifted_inputs_are_keyed_on_sample_and_step_and_stay_in_range() {
+        // A 9×9 image with one bright pixel in the middle.
+        let mut x = vec![0.0; 81 * 2];
+        x[40] = 1.0;
+        x[81 + 40] = 1.0;
+        let data = Samples {
+            x,
+            y: vec![0, 1],
+            dim: 81,
+        };
+        let place = |i: u32, step: u64| {
+            let mut out = vec![0.0; 81];
+            batch(&data, &[i], 2, step).input(i, &mut out);
+            assert_eq!(out.iter().sum::<f32>(), 1.0, "the pixel stays inside");
+            let at = out.iter().position(|&v| v == 1.0).unwrap();
+            let (dy, dx) = (at as isize / 9 - 4, at as isize % 9 - 4);
+            assert!(dy.abs() <= 2 && dx.abs() <= 2, "moved ({dy}, {dx})");
+            (dy, dx)
+        };
+        assert_eq!(place(0, 5), place(0, 5));
+        let moves: std::collections::HashSet<_> = (0..200).map(|s| place(0, s)).collect();
+        assert_eq!(moves.len(), 25, "every move in [-2, 2]² is drawn");
+        let other: Vec<_> = (0..20).map(|s| place(1, s)).collect();
+        assert_ne!(other, (0..20).map(|s| place(0, s)).collect::<Vec<_>>());
     }
 }

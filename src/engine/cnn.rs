@@ -130,7 +130,8 @@ impl Network<f32> for FastCnn {
                 // Pooled block by block, while the block's maps are in cache.
                 let sizes = pool_sizes(pool);
                 let pooled = &mut ws.pooled[..batch * pool.out_len()];
-                let forward = |n: usize, maps: &[f32], rows: &mut [f32]| pool::forward(&sizes, n, maps, rows);
+                let forward =
+                    |n: usize, maps: &[f32], rows: &mut [f32]| (k.pool_forward)(&sizes, n, maps, rows);
                 let next = NextLayer {
                     out: &mut *pooled,
                     len: sizes.out_len(),
@@ -207,7 +208,7 @@ impl Network<f32> for FastCnn {
                 let d_input = |first: usize, rows: &mut [f32]| {
                     let n = rows.len() / out;
                     let (maps, ys) = (&h[first * out..(first + n) * out], first * pl..(first + n) * pl);
-                    pool::backward(&sizes, n, maps, &pooled[ys.clone()], &d_pooled[ys], rows);
+                    (k.pool_backward)(&sizes, n, maps, &pooled[ys.clone()], &d_pooled[ys], rows);
                 };
                 let source = DeltaSource::Computed(&d_input);
                 self.conv

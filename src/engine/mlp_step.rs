@@ -142,7 +142,7 @@ impl MlpStep {
         self.units.par_iter_mut().for_each(|u| {
             let x = &mut u.x[..rows * d];
             for (row, &i) in x.chunks_exact_mut(d).zip(batch.indices) {
-                row.copy_from_slice(batch.train.row(i as usize));
+                batch.input(i, row);
             }
             let x = &u.x[..rows * d];
             let n = u.range.len();

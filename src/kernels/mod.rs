@@ -187,6 +187,11 @@ pub type ConvDWeightFn = fn(&conv::Shape, &[f32], &[f32], &mut [f32]);
 /// ∂W lanes from a compact δ `(shape, img, δ, h, lanes)`.
 pub type ConvDWeightCompactFn = fn(&conv::Shape, &[f32], &mut [f32], Option<&[f32]>, &mut [f32]);
 
+/// Max-pooling's forward pass `(pool, batch, x, y)` ([`pool`]).
+pub type PoolForwardFn = fn(&pool::Pool, usize, &[f32], &mut [f32]);
+/// Max-pooling's backward pass `(pool, batch, x, y, ∂L/∂y, ∂L/∂x)` ([`pool`]).
+pub type PoolBackwardFn = fn(&pool::Pool, usize, &[f32], &[f32], &[f32], &mut [f32]);
+
 /// The convolution kernels of a level ([`conv`]).
 #[derive(Clone, Copy)]
 pub struct ConvKernels {
@@ -215,6 +220,8 @@ pub struct Kernels {
     /// Direct convolution kernels; `None` where the level has none (the
     /// engine's convolution then uses its portable strategies).
     pub conv: Option<ConvKernels>,
+    pub pool_forward: PoolForwardFn,
+    pub pool_backward: PoolBackwardFn,
 }
 
 impl std::fmt::Debug for Kernels {
@@ -243,6 +250,8 @@ const PORTABLE: Kernels = Kernels {
     dense10_d_weight: dense10::d_weight_portable::<f32>,
     dense10_d_input: dense10::d_input_portable::<f32>,
     conv: None,
+    pool_forward: pool::forward,
+    pool_backward: pool::backward,
 };
 
 impl Kernels {
@@ -318,7 +327,7 @@ mod arm {
 /// [`Kernels::for_level`] hands out after checking the CPU has the level.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{ConvKernels, Kernels, Level, PORTABLE, conv, dense10, gemm, sigmoid, vector};
+    use super::{ConvKernels, Kernels, Level, PORTABLE, conv, dense10, gemm, pool, sigmoid, vector};
     use crate::linalg::{check_nt, check_tn};
 
     pub(super) const AVX2: Kernels = Kernels {
@@ -349,11 +358,28 @@ mod x86 {
             d_weight: conv_d_weight_avx512,
             d_weight_compact: conv_d_weight_compact_avx512,
         }),
+        pool_forward: pool_forward_avx512,
+        pool_backward: pool_backward_avx512,
     };
 
     // SAFETY (every wrapper below): reachable only through the table of its
     // level, which is handed out only when the CPU supports that level; the
     // kernels check their slices' extents themselves, or the wrapper does.
+
+    fn pool_forward_avx512(p: &pool::Pool, batch: usize, x: &[f32], y: &mut [f32]) {
+        unsafe { pool::avx512::forward(p, batch, x, y) }
+    }
+
+    fn pool_backward_avx512(
+        p: &pool::Pool,
+        batch: usize,
+        x: &[f32],
+        y: &[f32],
+        d_y: &[f32],
+        d_x: &mut [f32],
+    ) {
+        unsafe { pool::avx512::backward(p, batch, x, y, d_y, d_x) }
+    }
 
     fn axpy_avx2(y: &mut [f32], a: f32, x: &[f32]) {
         unsafe { vector::avx2::axpy(y, a, x) }

@@ -54,6 +54,10 @@ pub struct Settings {
     /// Dropout rate on the output layer's input while training (0: none).
     #[serde(default)]
     pub dropout: f32,
+    /// Largest random translation, in pixels, of each training image in each
+    /// direction (0: none); see [`crate::data::batches::shift_image`].
+    #[serde(default)]
+    pub shift: usize,
 }
 
 impl Default for Settings {
@@ -75,6 +79,8 @@ impl Default for Settings {
 pub const MAX_EPOCHS: usize = 100_000;
 /// The largest batch a run or an evaluation may ask for.
 pub const MAX_BATCH: usize = 1 << 16;
+/// The largest random translation of the training images, in pixels.
+pub const MAX_SHIFT: usize = 8;
 
 impl Settings {
     /// Checks every setting as the command line does (a configuration read
@@ -140,6 +146,12 @@ impl Settings {
         )?;
         within("dropout", self.dropout, unit(self.dropout), "[0, 1)")?;
         within(
+            "shift",
+            self.shift,
+            self.shift <= MAX_SHIFT,
+            &format!("0 to {MAX_SHIFT}"),
+        )?;
+        within(
             "patience",
             self.patience,
             self.patience <= MAX_EPOCHS,
@@ -188,6 +200,11 @@ impl Settings {
         Settings { dropout, ..self }
     }
 
+    /// Sets the largest random translation of the training images, in pixels.
+    pub fn shift(self, shift: usize) -> Self {
+        Settings { shift, ..self }
+    }
+
     /// The report's plain SGD at a constant rate.
     pub fn sgd(epochs: usize, lr: f32, batch_size: usize, reduction: Reduction, seed: u64) -> Self {
         Settings {
@@ -201,6 +218,7 @@ impl Settings {
             validation: 0,
             patience: 0,
             dropout: 0.0,
+            shift: 0,
         }
     }
 }
@@ -380,6 +398,7 @@ pub fn train_from(
                 },
                 scale: settings.reduction.scale(n) as f32,
                 dropout: settings.dropout,
+                shift: settings.shift,
                 seed: settings.seed,
                 step: ((epoch - 1) * total + b) as u64,
             };

@@ -103,7 +103,7 @@ impl<N: Network<f32>> Step for Sharded<N> {
         let (net, c) = (&self.net, self.net.classes());
         let per_shard = self.per_shard;
         let step = |(i, (shard, part)): (usize, (&mut Shard<N::Workspace>, &[u32]))| {
-            shard.rows = gather(batch.train, part, &mut shard.x, &mut shard.y);
+            shard.rows = gather(batch, part, &mut shard.x, &mut shard.y);
             let rows = shard.rows;
             let noise = batch.noise(part);
             let logits = net.forward_with(params, &shard.x, rows, Some(&noise), &mut shard.ws);

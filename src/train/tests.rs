@@ -16,11 +16,13 @@ fn best() -> &'static Kernels {
     Kernels::for_level(Level::best()).unwrap()
 }
 
-/// Parameters and scores after three steps of `step` on batches of 7, 7 and 5.
+/// Parameters and scores after three steps of `step` on batches of 7, 7 and 5,
+/// with this dropout and random translation.
 fn run<N: Network<f32>>(
     step: &mut dyn Step,
     net: &N,
     dropout: f32,
+    shift: usize,
     opt: &Optimizer,
 ) -> (Vec<f32>, Vec<BatchScore>) {
     let data = synthetic(19, net.input_dim(), 5);
@@ -35,6 +37,7 @@ fn run<N: Network<f32>>(
             next: order.chunks(7).nth(b + 1).unwrap_or(&[]),
             scale: Reduction::Mean.scale(indices.len()) as f32,
             dropout,
+            shift,
             seed: 4,
             step: b as u64,
         };
@@ -63,11 +66,11 @@ fn other_class_counts_give_the_same_bits_on_any_thread_count_and_the_generic_ste
     };
     let opt = Optimizer::default();
     let fast = FastMlp { net, kernels: best() };
-    let (generic, _) = pool(1).install(|| run(&mut Sharded::new(fast, 7, 1), &net, 0.0, &opt));
-    let (one, _) = pool(1).install(|| run(&mut MlpStep::new(net, best(), 7, 1), &net, 0.0, &opt));
+    let (generic, _) = pool(1).install(|| run(&mut Sharded::new(fast, 7, 1), &net, 0.0, 0, &opt));
+    let (one, _) = pool(1).install(|| run(&mut MlpStep::new(net, best(), 7, 1), &net, 0.0, 0, &opt));
     for threads in [2, 3] {
         let (got, _) =
-            pool(threads).install(|| run(&mut MlpStep::new(net, best(), 7, threads), &net, 0.0, &opt));
+            pool(threads).install(|| run(&mut MlpStep::new(net, best(), 7, threads), &net, 0.0, 0, &opt));
         assert_eq!(got, one, "{threads} threads");
     }
     for (a, b) in one.iter().zip(&generic) {
@@ -78,13 +81,13 @@ fn other_class_counts_give_the_same_bits_on_any_thread_count_and_the_generic_ste
 #[test]
 fn mlp_step_gives_the_sharded_step_s_bits_on_any_thread_count_at_every_level() {
     let cases = [
-        (Activation::Sigmoid, 0.0, Rule::Sgd, 0.0),
-        (Activation::Relu, 0.4, Rule::Adamw, 0.05),
-        (Activation::Tanh, 0.0, Rule::Momentum, 0.01),
+        (Activation::Sigmoid, 0.0, 0, Rule::Sgd, 0.0),
+        (Activation::Relu, 0.4, 1, Rule::Adamw, 0.05),
+        (Activation::Tanh, 0.0, 2, Rule::Momentum, 0.01),
     ];
-    for (activation, dropout, rule, weight_decay) in cases {
+    for (activation, dropout, shift, rule, weight_decay) in cases {
         let net = Mlp {
-            input: 37,
+            input: 36,
             hidden: 23,
             classes: 10,
             activation,
@@ -99,11 +102,11 @@ fn mlp_step_gives_the_sharded_step_s_bits_on_any_thread_count_at_every_level() {
         for k in Kernels::available() {
             let fast = FastMlp { net, kernels: k };
             let (want, want_scores) =
-                pool(1).install(|| run(&mut Sharded::new(fast, 7, 1), &net, dropout, &opt));
+                pool(1).install(|| run(&mut Sharded::new(fast, 7, 1), &net, dropout, shift, &opt));
             for threads in [1, 2, 3, 8] {
-                let (got, scores) =
-                    pool(threads).install(|| run(&mut MlpStep::new(net, k, 7, threads), &net, dropout, &opt));
-                assert_eq!(got, want, "{k:?} {activation:?}, {threads} threads");
+                let (got, scores) = pool(threads)
+                    .install(|| run(&mut MlpStep::new(net, k, 7, threads), &net, dropout, shift, &opt));
+                assert_eq!(got, want, "{k:?} {activation:?} shift {shift}, {threads} threads");
                 for (s, w) in scores.iter().zip(&want_scores) {
                     assert_eq!(s.correct, w.correct);
                     assert!((s.loss_sum - w.loss_sum).abs() < 1e-12 * w.loss_sum.abs().max(1.0));
@@ -129,13 +132,13 @@ fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
 /// same parameters within rounding (the kernels' sums run in another order).
 #[test]
 fn engine_mlp_step_matches_the_textbook_mlp() {
-    for (activation, dropout) in [
-        (Activation::Sigmoid, 0.0),
-        (Activation::Relu, 0.5),
-        (Activation::Tanh, 0.2),
+    for (activation, dropout, shift) in [
+        (Activation::Sigmoid, 0.0, 0),
+        (Activation::Relu, 0.5, 1),
+        (Activation::Tanh, 0.2, 0),
     ] {
         let net = Mlp {
-            input: 37,
+            input: 36,
             hidden: 23,
             classes: 10,
             activation,
@@ -143,14 +146,16 @@ fn engine_mlp_step_matches_the_textbook_mlp() {
             init_std: 0.3,
         };
         let opt = Optimizer::default();
-        let (want, want_scores) = pool(2).install(|| run(&mut Sharded::new(net, 7, 2), &net, dropout, &opt));
+        let (want, want_scores) =
+            pool(2).install(|| run(&mut Sharded::new(net, 7, 2), &net, dropout, shift, &opt));
         for k in Kernels::available() {
-            let (got, scores) = pool(2).install(|| run(&mut MlpStep::new(net, k, 7, 2), &net, dropout, &opt));
+            let (got, scores) =
+                pool(2).install(|| run(&mut MlpStep::new(net, k, 7, 2), &net, dropout, shift, &opt));
             close(
                 &got,
                 &want,
                 1e-5,
-                &format!("{k:?} {activation:?} dropout {dropout}"),
+                &format!("{k:?} {activation:?} dropout {dropout} shift {shift}"),
             );
             for (s, w) in scores.iter().zip(&want_scores) {
                 assert_eq!(s.correct, w.correct);
@@ -165,20 +170,23 @@ fn engine_mlp_step_matches_the_textbook_mlp() {
 /// and many filters (each convolution strategy), at every level this CPU has.
 #[test]
 fn engine_cnn_matches_the_textbook_cnn() {
-    for (bias, filters, pool_size, dropout) in [
-        (false, 1, None, 0.0),
-        (true, 3, None, 0.0),
-        (false, 8, Some(2), 0.0),
-        (true, 2, None, 0.5),
-        (true, 6, Some(3), 0.3),
+    for (bias, filters, pool_size, dropout, shift) in [
+        (false, 1, None, 0.0, 0),
+        (true, 3, None, 0.0, 2),
+        (false, 8, Some(2), 0.0, 0),
+        (true, 2, None, 0.5, 0),
+        (true, 6, Some(3), 0.3, 1),
     ] {
         let net = Cnn::new(28, 5, filters, bias, 10).with_pool(pool_size);
         let opt = Optimizer::default();
-        let (want, want_scores) = pool(2).install(|| run(&mut Sharded::new(net, 7, 2), &net, dropout, &opt));
+        let (want, want_scores) =
+            pool(2).install(|| run(&mut Sharded::new(net, 7, 2), &net, dropout, shift, &opt));
         for k in Kernels::available() {
             let fast = FastCnn::new(net, k, 2);
-            let (got, scores) = pool(2).install(|| run(&mut Sharded::new(fast, 7, 2), &net, dropout, &opt));
-            let what = format!("{k:?} bias {bias} F {filters} pool {pool_size:?} dropout {dropout}");
+            let (got, scores) =
+                pool(2).install(|| run(&mut Sharded::new(fast, 7, 2), &net, dropout, shift, &opt));
+            let what =
+                format!("{k:?} bias {bias} F {filters} pool {pool_size:?} dropout {dropout} shift {shift}");
             close(&got, &want, 1e-5, &what);
             for (s, w) in scores.iter().zip(&want_scores) {
                 assert_eq!(s.correct, w.correct, "{what}");
