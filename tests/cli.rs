@@ -542,13 +542,21 @@ fn presets_load_and_train_for_one_epoch() {
                 ("/settings/batch_size", serde_json::json!(64)),
             ],
         ),
-        ("mlp", "fast-mlp", &[("/model/hidden", serde_json::json!(512))]),
+        (
+            "mlp",
+            "fast-mlp",
+            &[
+                ("/model/hidden", serde_json::json!(512)),
+                ("/settings/shift", serde_json::json!(1)),
+            ],
+        ),
         (
             "cnn",
             "fast-cnn",
             &[
                 ("/model/filters", serde_json::json!(32)),
                 ("/model/pool_size", serde_json::json!(2)),
+                ("/settings/shift", serde_json::json!(1)),
             ],
         ),
     ];

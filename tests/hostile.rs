@@ -489,11 +489,12 @@ fn a_tampered_run_folder_is_refused_on_resume() {
     let run = interrupted_run(&data, dir.path(), "run", &[]);
     let config_path = run.join("config.json");
     let original = std::fs::read_to_string(&config_path).unwrap();
-    let edits: [(&str, &str, &str); 6] = [
+    let edits: [(&str, &str, &str); 7] = [
         ("\"batch_size\": 128", "\"batch_size\": 0", "--batch-size 0"),
         ("\"epochs\": 4", "\"epochs\": 0", "--epochs 0"),
         ("\"lr\": 0.01", "\"lr\": -1.0", "--lr -1"),
         ("\"dropout\": 0.0", "\"dropout\": 2.0", "--dropout 2"),
+        ("\"shift\": 0", "\"shift\": 99", "--shift 99"),
         ("\"step_size\": 30", "\"step_size\": 0", "--step-size 0"),
         (
             "\"normalize\": \"symmetric\"",
@@ -733,6 +734,7 @@ fn the_command_line_never_panics_on_generated_values() {
         ("mlp", "--batch-size"),
         ("mlp", "--lr"),
         ("mlp", "--dropout"),
+        ("cnn", "--shift"),
         ("mlp", "--validation"),
         ("mlp", "--threads"),
         ("mlp", "--init-std"),

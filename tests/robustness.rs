@@ -65,8 +65,9 @@ fn interrupted_runs_resume_bit_identically() {
     let data = mnist.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let run = |name: &str| dir.path().join(name);
-    // SIGINT with the report's SGD; SIGTERM with Adam, a cosine schedule and
-    // dropout, whose moments, step count and masks must survive the interruption too.
+    // SIGINT with the report's SGD; SIGTERM with Adam, a cosine schedule,
+    // dropout and random shifts, whose moments, step count, masks and moves
+    // must survive the interruption too.
     let cases: [(&str, &[&str]); 2] = [
         ("-INT", &[]),
         (
@@ -80,6 +81,8 @@ fn interrupted_runs_resume_bit_identically() {
                 "cosine",
                 "--dropout",
                 "0.3",
+                "--shift",
+                "1",
             ],
         ),
     ];

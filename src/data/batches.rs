@@ -173,7 +173,7 @@ pub const SHIFT_STREAM: u64 = 4;
 /// columns right, into `out`; what moves in from outside repeats the nearest
 /// edge pixel:
 ///
-/// out[r][c] = src[clamp(r − dy)][clamp(c − dx)], clamp(v) = min(max(v, 0), side − 1).
+/// out\[r\]\[c\] = src\[clamp(r − dy)\]\[clamp(c − dx)\], clamp(v) = min(max(v, 0), side − 1).
 ///
 /// (MNIST's digits sit in the middle 20×20 of their 28×28 images, so for
 /// moves up to 4 pixels the repeated edge is background.)

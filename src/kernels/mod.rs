@@ -4,7 +4,7 @@
 //!
 //! | level      | what it uses                                                      |
 //! | ---------- | ----------------------------------------------------------------- |
-//! | `avx512`   | AVX-512F kernels for the products, σ, the ten-output layer and the convolution |
+//! | `avx512`   | AVX-512F kernels for the products, σ, the ten-output layer, the convolution and 2×2 max-pooling |
 //! | `avx2`     | AVX2+FMA kernels for the dense forward product and σ; AVX2 builds of the portable loops |
 //! | `neon`     | aarch64 NEON kernels for the dense forward product and σ; the portable loops (NEON-vectorised) for the rest |
 //! | `portable` | plain Rust loops the compiler may vectorise; products by `matrixmultiply` |

@@ -175,7 +175,7 @@ fn row_backward(k: usize, w: usize, x: &[f32], y: &[f32], d_y: &[f32], d_x: &mut
 /// order (top left, top right, bottom left, bottom right), then packs the
 /// even lanes. Backward compares the four positions with the window's
 /// maximum into bit masks and keeps the first equal one, or the first
-/// position when none is — [`kept`] as mask arithmetic. Same bits as the
+/// position when none is — the portable `kept` as mask arithmetic. Same bits as the
 /// portable loops (tested below).
 #[cfg(target_arch = "x86_64")]
 pub mod avx512 {
