@@ -317,7 +317,7 @@ impl ConvRelu {
             }
             return;
         };
-        if compact(c) {
+        if compact(c, k.compact_layout) {
             // δ as it is, masked in place by the kernel.
             (k.d_weight_compact)(c, img, delta, Some(h), &mut sc.lanes);
             if with_bias {

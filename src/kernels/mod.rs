@@ -5,8 +5,8 @@
 //! | level      | what it uses                                                      |
 //! | ---------- | ----------------------------------------------------------------- |
 //! | `avx512`   | AVX-512F kernels for the products, σ, the ten-output layer, the convolution and 2×2 max-pooling |
-//! | `avx2`     | AVX2+FMA kernels for the dense forward product and σ; AVX2 builds of the portable loops |
-//! | `neon`     | aarch64 NEON kernels for the dense forward product and σ; the portable loops (NEON-vectorised) for the rest |
+//! | `avx2`     | AVX2+FMA kernels for the dense forward product, σ, the ten-output layer and the convolution; AVX2 builds of the portable loops |
+//! | `neon`     | aarch64 NEON kernels for the dense forward product, σ and the convolution; the portable loops (NEON-vectorised) for the rest |
 //! | `portable` | plain Rust loops the compiler may vectorise; products by `matrixmultiply` |
 //!
 //! The CPU is asked once what it supports ([`Level::available`]); the table
@@ -28,6 +28,7 @@ pub mod dense10;
 pub mod gemm;
 pub mod pool;
 pub mod sigmoid;
+pub mod simd;
 pub mod vector;
 
 /// The environment variable that chooses the kernels.
@@ -199,10 +200,13 @@ pub struct ConvKernels {
     pub forward: ConvForwardFn,
     /// δ laid out wide, with ReLU's mask when `h` is given.
     pub delta: ConvDeltaFn,
-    /// ∂W partial sums in 16 lanes from a wide δ.
+    /// ∂W partial sums in 16 lanes from a wide δ (`conv::LANES`, at every level).
     pub d_weight: ConvDWeightFn,
     /// ∂W partial sums in 16 lanes from a compact δ, masked in place when `h` is given.
     pub d_weight_compact: ConvDWeightCompactFn,
+    /// Whether `forward` runs on the compact layout where it can, and ∂W
+    /// should too ([`conv::compact`]).
+    pub compact_layout: bool,
 }
 
 /// The kernels of one level: every processor-specific function the engine calls.
@@ -237,6 +241,7 @@ pub const PORTABLE_CONV: ConvKernels = ConvKernels {
     delta: conv::delta_portable,
     d_weight: conv::d_weight_portable,
     d_weight_compact: conv::d_weight_compact_portable,
+    compact_layout: true,
 };
 
 const PORTABLE: Kernels = Kernels {
@@ -284,22 +289,75 @@ impl Kernels {
     }
 }
 
-/// The NEON table: its own forward product and σ, and the portable loops (which
+/// The NEON table: its own forward product, σ and convolution, and the portable loops (which
 /// the compiler vectorises for NEON, always present on aarch64) for the rest.
 #[cfg(target_arch = "aarch64")]
 mod arm {
-    use super::{Kernels, Level, PORTABLE, gemm, sigmoid};
-    use crate::linalg::check_nt;
+    use super::{ConvKernels, Kernels, Level, PORTABLE, conv, gemm, sigmoid};
+    use crate::linalg::{check_nt, check_tn};
 
     pub(super) const NEON: Kernels = Kernels {
         level: Level::Neon,
         gemm_nt: gemm_nt_neon,
+        gemm_tn: gemm_tn_neon,
         sigmoid: sigmoid_neon,
+        conv: Some(ConvKernels {
+            forward: conv_forward_neon,
+            delta: conv_delta_neon,
+            d_weight: conv_d_weight_neon,
+            d_weight_compact: conv_d_weight_compact_neon,
+            compact_layout: conv::neon::COMPACT_LAYOUT,
+        }),
         ..PORTABLE
     };
 
+    fn conv_forward_neon(
+        c: &conv::Shape,
+        img: &[f32],
+        w: &[f32],
+        epi: conv::Epilogue<f32>,
+        wide: &mut [f32],
+        out: &mut [f32],
+    ) {
+        unsafe { conv::neon::forward(c, img, w, epi, wide, out) }
+    }
+
+    fn conv_delta_neon(c: &conv::Shape, d_z: &[f32], h: Option<&[f32]>, wide: &mut [f32]) {
+        unsafe { conv::neon::delta(c, d_z, h, wide) }
+    }
+
+    fn conv_d_weight_neon(c: &conv::Shape, img: &[f32], delta: &[f32], lanes: &mut [f32]) {
+        unsafe { conv::neon::d_weight(c, img, delta, lanes) }
+    }
+
+    fn conv_d_weight_compact_neon(
+        c: &conv::Shape,
+        img: &[f32],
+        delta: &mut [f32],
+        h: Option<&[f32]>,
+        lanes: &mut [f32],
+    ) {
+        unsafe { conv::neon::d_weight_compact(c, img, delta, h, lanes) }
+    }
+
     // SAFETY (every wrapper below): reachable only through the NEON table,
     // handed out only when the CPU has NEON; the wrappers check the extents.
+
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_tn_neon(
+        m: usize,
+        n: usize,
+        kp: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
+        unsafe { gemm::neon::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
+    }
 
     fn sigmoid_neon(z: &mut [f32]) {
         unsafe { sigmoid::neon::sigmoid(z) }
@@ -333,12 +391,20 @@ mod x86 {
     pub(super) const AVX2: Kernels = Kernels {
         level: Level::Avx2,
         gemm_nt: gemm_nt_avx2,
+        gemm_tn: gemm_tn_avx2,
         sigmoid: sigmoid_avx2,
         axpy: axpy_avx2,
         dot: dot_avx2,
         dense10_forward: dense10_forward_avx2,
         dense10_d_weight: dense10_d_weight_avx2,
         dense10_d_input: dense10_d_input_avx2,
+        conv: Some(ConvKernels {
+            forward: conv_forward_avx2,
+            delta: conv_delta_avx2,
+            d_weight: conv_d_weight_avx2,
+            d_weight_compact: conv_d_weight_compact_avx2,
+            compact_layout: conv::avx2::COMPACT_LAYOUT,
+        }),
         ..PORTABLE
     };
 
@@ -357,6 +423,7 @@ mod x86 {
             delta: conv_delta_avx512,
             d_weight: conv_d_weight_avx512,
             d_weight_compact: conv_d_weight_compact_avx512,
+            compact_layout: conv::avx512::COMPACT_LAYOUT,
         }),
         pool_forward: pool_forward_avx512,
         pool_backward: pool_backward_avx512,
@@ -433,6 +500,22 @@ mod x86 {
         unsafe { gemm::avx2::gemm_nt(m, n, k, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_tn_avx2(
+        m: usize,
+        n: usize,
+        kp: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
+        unsafe { gemm::avx2::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
+    }
+
     fn sigmoid_avx512(z: &mut [f32]) {
         unsafe { sigmoid::avx512::sigmoid(z) }
     }
@@ -467,6 +550,35 @@ mod x86 {
     ) {
         check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
         unsafe { gemm::avx512::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
+    }
+
+    fn conv_forward_avx2(
+        c: &conv::Shape,
+        img: &[f32],
+        w: &[f32],
+        epi: conv::Epilogue<f32>,
+        wide: &mut [f32],
+        out: &mut [f32],
+    ) {
+        unsafe { conv::avx2::forward(c, img, w, epi, wide, out) }
+    }
+
+    fn conv_delta_avx2(c: &conv::Shape, d_z: &[f32], h: Option<&[f32]>, wide: &mut [f32]) {
+        unsafe { conv::avx2::delta(c, d_z, h, wide) }
+    }
+
+    fn conv_d_weight_avx2(c: &conv::Shape, img: &[f32], delta: &[f32], lanes: &mut [f32]) {
+        unsafe { conv::avx2::d_weight(c, img, delta, lanes) }
+    }
+
+    fn conv_d_weight_compact_avx2(
+        c: &conv::Shape,
+        img: &[f32],
+        delta: &mut [f32],
+        h: Option<&[f32]>,
+        lanes: &mut [f32],
+    ) {
+        unsafe { conv::avx2::d_weight_compact(c, img, delta, h, lanes) }
     }
 
     fn conv_forward_avx512(

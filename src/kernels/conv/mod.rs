@@ -202,11 +202,13 @@ pub fn compact_fits(c: &Shape) -> bool {
     c.out_side() >= LANES
 }
 
-/// Whether the AVX-512 kernels run on the compact layout (forward and ∂W):
-/// with 3 or more filters, where blocks of several filters amortise the
-/// second run's loads, and rows long enough ([`compact_fits`]).
-pub fn compact(c: &Shape) -> bool {
-    c.filters > 2 && compact_fits(c)
+/// Whether a level that prefers the compact layout (`compact_layout`) runs
+/// its kernels on it (forward and ∂W): with 3 or more filters, where blocks
+/// of several filters amortise the second run's loads, and rows long enough
+/// ([`compact_fits`]). AVX-512 does (its masked loads cost no more than
+/// plain ones); AVX2 and NEON keep the wide layout, whose loads are plain.
+pub fn compact(c: &Shape, compact_layout: bool) -> bool {
+    compact_layout && c.filters > 2 && compact_fits(c)
 }
 
 /// ∂W on the compact layout, δ `[F, OS²]` as the layer has it: first
@@ -244,7 +246,12 @@ pub fn d_weight_compact_portable<T: Scalar>(
 }
 
 #[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
+mod simd;
 
 #[cfg(test)]
 mod tests {
@@ -403,42 +410,128 @@ mod tests {
         }
     }
 
+    /// Each vector level's `forward_layout`, for the levels this CPU has.
+    type Layout = unsafe fn(&Shape, &[f32], &[f32], Epilogue<f32>, &mut [f32], &mut [f32], bool);
+    fn layouts() -> Vec<(crate::kernels::Level, Layout)> {
+        use crate::kernels::Level;
+        let all: Vec<(Level, Layout)> = vec![
+            #[cfg(target_arch = "x86_64")]
+            (Level::Avx512, avx512::forward_layout),
+            #[cfg(target_arch = "x86_64")]
+            (Level::Avx2, avx2::forward_layout),
+            #[cfg(target_arch = "aarch64")]
+            (Level::Neon, neon::forward_layout),
+        ];
+        all.into_iter().filter(|(l, _)| l.available()).collect()
+    }
+
     /// The forward pass over the compact positions gives the bits of the pass
-    /// over the wide ones, with and without bias and ReLU.
-    #[cfg(target_arch = "x86_64")]
+    /// over the wide ones, with and without bias and ReLU, at every level.
     #[test]
     fn compact_and_wide_forward_are_the_same_bits() {
-        if !crate::kernels::Level::Avx512.available() {
-            return;
-        }
         let mut rng = Rng::new(32, 0);
-        for (side, kernel, filters) in [(28, 7, 32), (28, 7, 3), (28, 13, 9), (28, 11, 13), (20, 5, 6)] {
+        for (level, layout) in layouts() {
+            for (side, kernel, filters) in [(28, 7, 32), (28, 7, 3), (28, 13, 9), (28, 11, 13), (20, 5, 6)] {
+                let c = Shape {
+                    side,
+                    kernel,
+                    filters,
+                };
+                assert!(compact_fits(&c));
+                let img: Vec<f32> = random_vec(side * side, &mut rng);
+                let w: Vec<f32> = random_vec(filters * c.patch(), &mut rng);
+                let bias: Vec<f32> = random_vec(filters, &mut rng);
+                for epi in both_epilogues(&bias) {
+                    let outs: Vec<Vec<f32>> = [false, true]
+                        .into_iter()
+                        .map(|compact| {
+                            let mut out = vec![f32::NAN; filters * c.positions()];
+                            let mut wide = vec![0.0; filters * c.wide_len()];
+                            // SAFETY: `layouts` keeps the levels the CPU has.
+                            unsafe { layout(&c, &img, &w, epi, &mut wide, &mut out, compact) };
+                            out
+                        })
+                        .collect();
+                    assert_eq!(bits(&outs[0]), bits(&outs[1]), "{level} {c:?}");
+                    assert!(
+                        outs[1].iter().all(|v| v.is_finite()),
+                        "{level} {c:?}: a position not written"
+                    );
+                }
+            }
+        }
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Every vector level sums each lane in the same order with the same
+    /// fused multiply-adds, so their four kernels give the same bits on every
+    /// shape (each level has its own register blocks and edges), including
+    /// NaN, ±0 and subnormal values through the epilogue and ReLU's mask.
+    #[test]
+    fn vector_levels_give_the_same_bits() {
+        let kernels: Vec<_> = Kernels::available()
+            .into_iter()
+            .filter(|k| k.conv.is_some())
+            .collect();
+        let mut rng = Rng::new(34, 0);
+        for (side, kernel, filters) in [
+            (28, 7, 1),
+            (28, 7, 2),
+            (28, 7, 32),
+            (28, 5, 3),
+            (28, 13, 9),
+            (28, 11, 13),
+            (28, 3, 5),
+            (20, 2, 6),
+            (9, 4, 3),
+            (5, 5, 4),
+            (17, 16, 7),
+        ] {
             let c = Shape {
                 side,
                 kernel,
                 filters,
             };
-            assert!(compact_fits(&c));
-            let img: Vec<f32> = random_vec(side * side, &mut rng);
-            let w: Vec<f32> = random_vec(filters * c.patch(), &mut rng);
+            let (l, p, kk) = (c.wide_len(), c.positions(), c.patch());
+            let mut img: Vec<f32> = random_vec(side * side, &mut rng);
+            img[0] = -0.0;
+            img[side] = 1e-40;
+            let w: Vec<f32> = random_vec(filters * kk, &mut rng);
             let bias: Vec<f32> = random_vec(filters, &mut rng);
-            for epi in both_epilogues(&bias) {
-                let outs: Vec<Vec<f32>> = [false, true]
-                    .into_iter()
-                    .map(|compact| {
-                        let mut out = vec![f32::NAN; filters * c.positions()];
-                        let mut wide = vec![0.0; filters * c.wide_len()];
-                        // SAFETY: checked above that the CPU has AVX-512F.
-                        unsafe { avx512::forward_layout(&c, &img, &w, epi, &mut wide, &mut out, compact) };
-                        out
-                    })
-                    .collect();
-                let bits = |o: &[f32]| o.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&outs[0]), bits(&outs[1]), "{c:?}");
-                assert!(
-                    outs[1].iter().all(|v| v.is_finite()),
-                    "{c:?}: a position not written"
-                );
+            let d_z: Vec<f32> = random_vec(filters * p, &mut rng);
+            let mut h: Vec<f32> = random_vec(filters * p, &mut rng);
+            h[0] = f32::NAN;
+            h[1] = -0.0;
+            let start: Vec<f32> = random_vec(filters * kk * LANES, &mut rng);
+            let run = |ck: &ConvKernels| {
+                let mut outs = Vec::new();
+                for epi in both_epilogues(&bias) {
+                    let mut out = vec![f32::NAN; filters * p];
+                    (ck.forward)(&c, &img, &w, epi, &mut vec![0.0; filters * l], &mut out);
+                    outs.push(bits(&out));
+                }
+                for mask in [None, Some(&h[..])] {
+                    let mut wide = vec![0.0f32; filters * l];
+                    (ck.delta)(&c, &d_z, mask, &mut wide);
+                    let mut lanes = start.clone();
+                    (ck.d_weight)(&c, &img, &wide, &mut lanes);
+                    outs.push(bits(&wide));
+                    outs.push(bits(&lanes));
+                    if compact_fits(&c) {
+                        let (mut d, mut lanes) = (d_z.clone(), start.clone());
+                        (ck.d_weight_compact)(&c, &img, &mut d, mask, &mut lanes);
+                        outs.push(bits(&d));
+                        outs.push(bits(&lanes));
+                    }
+                }
+                outs
+            };
+            let results: Vec<_> = kernels.iter().map(|k| (k.level, run(&k.conv.unwrap()))).collect();
+            for (level, r) in &results[1..] {
+                assert!(r == &results[0].1, "{c:?}: {level} differs from {}", results[0].0);
             }
         }
     }

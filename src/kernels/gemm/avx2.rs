@@ -90,3 +90,27 @@ pub unsafe fn gemm_nt(
         }
     }
 }
+
+/// C[i, j] = Σ_p A[p, i]·B[p, j] for i < m, j < n, p < kp (C is overwritten):
+/// `super::tn` in blocks of 6 rows × 16 columns (12 accumulators).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; A must hold kp rows of m values at
+/// stride `lda`, B kp rows of n at stride `ldb`, C m rows of n at stride
+/// `ldc`, and C must not overlap A or B.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_tn(
+    m: usize,
+    n: usize,
+    kp: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    // SAFETY: as this function's; AVX2 and FMA are enabled here.
+    unsafe { super::tn::gemm_tn::<crate::kernels::simd::Avx2, 6, 1>(m, n, kp, a, lda, b, ldb, c, ldc) }
+}

@@ -14,7 +14,8 @@
 //!   multiply-adds into 16 accumulators; the 16 lanes of each are summed at
 //!   the end. The four rows of B (W) stay in L1 while every row of A streams past.
 //! - `tn`: a 4×64 block of C is 4 broadcasts of A[p, i] times 64 contiguous
-//!   values of B's row p, accumulated over p in registers and stored once.
+//!   values of B's row p, accumulated over p in registers and stored once
+//!   (the body every vector level shares, `tn.rs`).
 //!
 //! Each element's sum runs in a fixed order (by 16-lane chunks of k, then a
 //! fixed tree; or sequentially over p), whatever block, thread or call it is
@@ -112,7 +113,8 @@ fn reduce4(v: &[__m512; 4]) -> __m128 {
     _mm_add_ps(q01, q23)
 }
 
-/// C[i, j] = Σ_p A[p, i]·B[p, j] for i < m, j < n, p < kp (C is overwritten).
+/// C[i, j] = Σ_p A[p, i]·B[p, j] for i < m, j < n, p < kp (C is overwritten):
+/// `super::tn` in blocks of 4 rows × 64 columns.
 ///
 /// # Safety
 /// The CPU must support AVX-512F; A must hold kp rows of m values at stride
@@ -131,53 +133,6 @@ pub unsafe fn gemm_tn(
     c: *mut f32,
     ldc: usize,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    unsafe {
-        for i0 in (0..m).step_by(4) {
-            let cols: [usize; 4] = std::array::from_fn(|i| (i0 + i).min(m - 1));
-            let rows = (m - i0).min(4);
-            let mut j0 = 0;
-            while j0 + 64 <= n {
-                let mut acc = [[_mm512_setzero_ps(); 4]; 4];
-                for p in 0..kp {
-                    let brow = b.add(p * ldb + j0);
-                    let bv: [__m512; 4] = std::array::from_fn(|j| _mm512_loadu_ps(brow.add(16 * j)));
-                    let arow = a.add(p * lda);
-                    for i in 0..4 {
-                        let av = _mm512_set1_ps(*arow.add(cols[i]));
-                        for j in 0..4 {
-                            acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
-                        }
-                    }
-                }
-                for (i, acc) in acc.iter().enumerate().take(rows) {
-                    for (j, &v) in acc.iter().enumerate() {
-                        _mm512_storeu_ps(c.add((i0 + i) * ldc + j0 + 16 * j), v);
-                    }
-                }
-                j0 += 64;
-            }
-            while j0 < n {
-                let mask: __mmask16 = if n - j0 >= 16 {
-                    0xFFFF
-                } else {
-                    ((1u32 << (n - j0)) - 1) as __mmask16
-                };
-                let mut acc = [_mm512_setzero_ps(); 4];
-                for p in 0..kp {
-                    let bv = _mm512_maskz_loadu_ps(mask, b.add(p * ldb + j0));
-                    let arow = a.add(p * lda);
-                    for i in 0..4 {
-                        acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(*arow.add(cols[i])), bv, acc[i]);
-                    }
-                }
-                for (i, &v) in acc.iter().enumerate().take(rows) {
-                    _mm512_mask_storeu_ps(c.add((i0 + i) * ldc + j0), mask, v);
-                }
-                j0 += 16;
-            }
-        }
-    }
+    // SAFETY: as this function's; AVX-512F is enabled here.
+    unsafe { super::tn::gemm_tn::<crate::kernels::simd::Avx512, 4, 4>(m, n, kp, a, lda, b, ldb, c, ldc) }
 }

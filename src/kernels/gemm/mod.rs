@@ -5,9 +5,10 @@
 //! tn (∂W)        C[i, j]  = Σ_p A[p, i] · B[p, j]     A [p, m]  B [p, n]  (δᵀ·X)
 //! ```
 //! The portable level uses the textbook's products (`linalg::gemm_nt`,
-//! `linalg::gemm_tn`); the AVX-512 kernels (`avx512.rs`) and the AVX2 and
-//! NEON forward products (`avx2.rs`, `neon.rs`) read their operands where
-//! they lie. Both check their operands' extents first, and both sum
+//! `linalg::gemm_tn`, by `matrixmultiply`); the vector levels (`avx512.rs`,
+//! `avx2.rs`, `neon.rs`) read their operands where they lie, the forward
+//! product in each level's own blocks and reduction, ∂W in one body shared
+//! by all three (`tn.rs`, the same bits at every level). Both check their operands' extents first, and both sum
 //! each element in an order that does not depend on how the product is cut
 //! into blocks of rows or columns (tested below against f64 sums, and cut).
 
@@ -17,6 +18,8 @@ pub mod avx2;
 pub mod avx512;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod tn;
 
 #[cfg(test)]
 mod tests {
@@ -142,6 +145,37 @@ mod tests {
                     );
                     assert_eq!(cut, c);
                 }
+            }
+        }
+    }
+
+    /// The vector levels share one ∂W body (`tn.rs`): each element summed
+    /// over p in order with fused multiply-adds, so they give the same bits.
+    #[test]
+    fn vector_levels_give_the_same_tn_bits() {
+        use crate::kernels::Level;
+        let mut rng = Rng::new(15, 0);
+        let levels: Vec<_> = Kernels::available()
+            .into_iter()
+            .filter(|k| k.level != Level::Portable)
+            .collect();
+        for &(m, n, k) in &[(1, 1, 1), (5, 17, 3), (128, 784, 128), (13, 70, 64), (4, 48, 9)] {
+            let (at, bt) = (random(k * m, &mut rng), random(k * n, &mut rng));
+            let results: Vec<Vec<u32>> = levels
+                .iter()
+                .map(|kern| {
+                    let mut c = vec![f32::NAN; m * n];
+                    (kern.gemm_tn)(m, n, k, &at, m, &bt, n, &mut c, n);
+                    c.iter().map(|v| v.to_bits()).collect()
+                })
+                .collect();
+            for (kern, r) in levels.iter().zip(&results).skip(1) {
+                assert!(
+                    r == &results[0],
+                    "{m}x{n}x{k}: {} differs from {}",
+                    kern.level,
+                    levels[0].level
+                );
             }
         }
     }

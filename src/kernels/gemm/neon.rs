@@ -3,9 +3,8 @@
 //! sixteen dot products over k, each step loading 4 values of k from four
 //! rows of A and four rows of B into 16 accumulators; the last k mod 4
 //! values are read zero-padded, and each accumulator's lanes are summed by
-//! `vaddvq_f32` at the end. (The ∂W product stays matrixmultiply's, which
-//! has NEON kernels of its own: the unpacked ∂W kernel, at 8 lanes on AVX2,
-//! measured slower than it.)
+//! `vaddvq_f32` at the end. The ∂W product is the shared body of `tn.rs`
+//! (`gemm_tn` below).
 //!
 //! Each element's sum runs in a fixed order whatever block it is computed
 //! in, so a product cut by rows or columns gives the same bits as the whole
@@ -84,4 +83,28 @@ pub unsafe fn gemm_nt(
             }
         }
     }
+}
+
+/// C[i, j] = Σ_p A[p, i]·B[p, j] for i < m, j < n, p < kp (C is overwritten):
+/// `super::tn` in blocks of 4 rows × 16 columns (16 accumulator registers).
+///
+/// # Safety
+/// The CPU must support NEON; A must hold kp rows of m values at stride
+/// `lda`, B kp rows of n at stride `ldb`, C m rows of n at stride `ldc`, and C
+/// must not overlap A or B.
+#[target_feature(enable = "neon")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_tn(
+    m: usize,
+    n: usize,
+    kp: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    // SAFETY: as this function's; NEON is enabled here.
+    unsafe { super::tn::gemm_tn::<crate::kernels::simd::Neon, 4, 1>(m, n, kp, a, lda, b, ldb, c, ldc) }
 }
