@@ -78,11 +78,13 @@
 //!   same bits as the engine's MLP in the sample-sharded step on one thread.
 //!   The CNN's bits, and the textbook wing's, depend on the thread count (the
 //!   batch is cut into one shard per thread and the shards' sums are added).
-//! - Each kernel level gives bits of its own: the `avx512` and `avx2`
-//!   products use fused multiply-adds and their σ a polynomial, and
-//!   `avx512`'s convolution sums other partial sums. The ten-output layer and the vector loops give
-//!   the same bits at every level. `reference` gives other bits again (general
-//!   products instead of the engine's). Different bits agree within rounding
+//! - Each kernel level gives bits of its own: the dense forward product and σ
+//!   are written per level (their own blocks, reduction trees and σ
+//!   polynomials). The convolution's kernels and the dense ∂W product are
+//!   written once over a 16-lane vector type and give the same bits at
+//!   `avx512`, `avx2` and `neon`; the ten-output layer and the vector loops
+//!   give the same bits at every level. `reference` gives other bits again
+//!   (general products instead of the engine's). Different bits agree within rounding
 //!   (the engine-against-textbook tests state their tolerances).
 //!
 //! Shape legend used in comments: B batch, D input features (784), H hidden
