@@ -291,6 +291,27 @@ impl Kernels {
 
 /// The NEON table: its own forward product, σ and convolution, and the portable loops (which
 /// the compiler vectorises for NEON, always present on aarch64) for the rest.
+/// A level's convolution table: the kernels of `conv::LEVEL` behind safe
+/// entry points.
+///
+/// Only for the table of that level, which is handed out only when the CPU
+/// has it; the kernels check their slices' extents themselves.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! conv_kernels {
+    ($level:ident) => {
+        // SAFETY: see the macro.
+        ConvKernels {
+            forward: |c, img, w, epi, wide, out| unsafe { conv::$level::forward(c, img, w, epi, wide, out) },
+            delta: |c, d_z, h, wide| unsafe { conv::$level::delta(c, d_z, h, wide) },
+            d_weight: |c, img, delta, lanes| unsafe { conv::$level::d_weight(c, img, delta, lanes) },
+            d_weight_compact: |c, img, delta, h, lanes| unsafe {
+                conv::$level::d_weight_compact(c, img, delta, h, lanes)
+            },
+            compact_layout: conv::$level::COMPACT_LAYOUT,
+        }
+    };
+}
+
 #[cfg(target_arch = "aarch64")]
 mod arm {
     use super::{ConvKernels, Kernels, Level, PORTABLE, conv, gemm, sigmoid};
@@ -301,44 +322,9 @@ mod arm {
         gemm_nt: gemm_nt_neon,
         gemm_tn: gemm_tn_neon,
         sigmoid: sigmoid_neon,
-        conv: Some(ConvKernels {
-            forward: conv_forward_neon,
-            delta: conv_delta_neon,
-            d_weight: conv_d_weight_neon,
-            d_weight_compact: conv_d_weight_compact_neon,
-            compact_layout: conv::neon::COMPACT_LAYOUT,
-        }),
+        conv: Some(conv_kernels!(neon)),
         ..PORTABLE
     };
-
-    fn conv_forward_neon(
-        c: &conv::Shape,
-        img: &[f32],
-        w: &[f32],
-        epi: conv::Epilogue<f32>,
-        wide: &mut [f32],
-        out: &mut [f32],
-    ) {
-        unsafe { conv::neon::forward(c, img, w, epi, wide, out) }
-    }
-
-    fn conv_delta_neon(c: &conv::Shape, d_z: &[f32], h: Option<&[f32]>, wide: &mut [f32]) {
-        unsafe { conv::neon::delta(c, d_z, h, wide) }
-    }
-
-    fn conv_d_weight_neon(c: &conv::Shape, img: &[f32], delta: &[f32], lanes: &mut [f32]) {
-        unsafe { conv::neon::d_weight(c, img, delta, lanes) }
-    }
-
-    fn conv_d_weight_compact_neon(
-        c: &conv::Shape,
-        img: &[f32],
-        delta: &mut [f32],
-        h: Option<&[f32]>,
-        lanes: &mut [f32],
-    ) {
-        unsafe { conv::neon::d_weight_compact(c, img, delta, h, lanes) }
-    }
 
     // SAFETY (every wrapper below): reachable only through the NEON table,
     // handed out only when the CPU has NEON; the wrappers check the extents.
@@ -398,13 +384,7 @@ mod x86 {
         dense10_forward: dense10_forward_avx2,
         dense10_d_weight: dense10_d_weight_avx2,
         dense10_d_input: dense10_d_input_avx2,
-        conv: Some(ConvKernels {
-            forward: conv_forward_avx2,
-            delta: conv_delta_avx2,
-            d_weight: conv_d_weight_avx2,
-            d_weight_compact: conv_d_weight_compact_avx2,
-            compact_layout: conv::avx2::COMPACT_LAYOUT,
-        }),
+        conv: Some(conv_kernels!(avx2)),
         ..PORTABLE
     };
 
@@ -418,13 +398,7 @@ mod x86 {
         dense10_forward: dense10_forward_avx512,
         dense10_d_weight: dense10_d_weight_avx512,
         dense10_d_input: dense10_d_input_avx512,
-        conv: Some(ConvKernels {
-            forward: conv_forward_avx512,
-            delta: conv_delta_avx512,
-            d_weight: conv_d_weight_avx512,
-            d_weight_compact: conv_d_weight_compact_avx512,
-            compact_layout: conv::avx512::COMPACT_LAYOUT,
-        }),
+        conv: Some(conv_kernels!(avx512)),
         pool_forward: pool_forward_avx512,
         pool_backward: pool_backward_avx512,
     };
@@ -550,63 +524,5 @@ mod x86 {
     ) {
         check_tn(m, n, kp, a, lda, b, ldb, c, ldc);
         unsafe { gemm::avx512::gemm_tn(m, n, kp, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
-    }
-
-    fn conv_forward_avx2(
-        c: &conv::Shape,
-        img: &[f32],
-        w: &[f32],
-        epi: conv::Epilogue<f32>,
-        wide: &mut [f32],
-        out: &mut [f32],
-    ) {
-        unsafe { conv::avx2::forward(c, img, w, epi, wide, out) }
-    }
-
-    fn conv_delta_avx2(c: &conv::Shape, d_z: &[f32], h: Option<&[f32]>, wide: &mut [f32]) {
-        unsafe { conv::avx2::delta(c, d_z, h, wide) }
-    }
-
-    fn conv_d_weight_avx2(c: &conv::Shape, img: &[f32], delta: &[f32], lanes: &mut [f32]) {
-        unsafe { conv::avx2::d_weight(c, img, delta, lanes) }
-    }
-
-    fn conv_d_weight_compact_avx2(
-        c: &conv::Shape,
-        img: &[f32],
-        delta: &mut [f32],
-        h: Option<&[f32]>,
-        lanes: &mut [f32],
-    ) {
-        unsafe { conv::avx2::d_weight_compact(c, img, delta, h, lanes) }
-    }
-
-    fn conv_forward_avx512(
-        c: &conv::Shape,
-        img: &[f32],
-        w: &[f32],
-        epi: conv::Epilogue<f32>,
-        wide: &mut [f32],
-        out: &mut [f32],
-    ) {
-        unsafe { conv::avx512::forward(c, img, w, epi, wide, out) }
-    }
-
-    fn conv_delta_avx512(c: &conv::Shape, d_z: &[f32], h: Option<&[f32]>, wide: &mut [f32]) {
-        unsafe { conv::avx512::delta(c, d_z, h, wide) }
-    }
-
-    fn conv_d_weight_avx512(c: &conv::Shape, img: &[f32], delta: &[f32], lanes: &mut [f32]) {
-        unsafe { conv::avx512::d_weight(c, img, delta, lanes) }
-    }
-
-    fn conv_d_weight_compact_avx512(
-        c: &conv::Shape,
-        img: &[f32],
-        delta: &mut [f32],
-        h: Option<&[f32]>,
-        lanes: &mut [f32],
-    ) {
-        unsafe { conv::avx512::d_weight_compact(c, img, delta, h, lanes) }
     }
 }
