@@ -289,8 +289,6 @@ impl Kernels {
     }
 }
 
-/// The NEON table: its own forward product, σ and convolution, and the portable loops (which
-/// the compiler vectorises for NEON, always present on aarch64) for the rest.
 /// A level's convolution table: the kernels of `conv::LEVEL` behind safe
 /// entry points.
 ///
@@ -312,6 +310,8 @@ macro_rules! conv_kernels {
     };
 }
 
+/// The NEON table: its own forward product, σ and convolution, and the portable loops (which
+/// the compiler vectorises for NEON, always present on aarch64) for the rest.
 #[cfg(target_arch = "aarch64")]
 mod arm {
     use super::{ConvKernels, Kernels, Level, PORTABLE, conv, gemm, sigmoid};
