@@ -67,18 +67,36 @@ pub struct Throughput {
     pub gflops: f64,
 }
 
-/// Times `repeats` epochs of `samples` synthetic samples (the training loop
-/// as `train` runs it, evaluation excluded), scaled to a 60,000-sample epoch.
+/// Times `repeats` epochs of `samples` samples (the training loop as `train`
+/// runs it, evaluation excluded), scaled to a 60,000-sample epoch: the first
+/// `samples` of `images` when given (they must have the model's input size),
+/// else synthetic ones.
 pub fn time_training(
     spec: &ModelSpec,
     choice: Choice,
     batch_size: usize,
     samples: usize,
     repeats: usize,
+    images: Option<&Samples>,
 ) -> Result<Throughput, String> {
     let runner = Runner::of(spec, choice)?;
-    let data = synthetic(samples, spec.input_len(), 1);
-    let test = synthetic(1, spec.input_len(), 2);
+    let dim = spec.input_len();
+    let data = match images {
+        Some(s) if s.dim != dim => {
+            return Err(format!("the images have {} values, the model takes {dim}", s.dim));
+        }
+        Some(s) => {
+            let n = samples.min(s.y.len());
+            Samples {
+                x: s.x[..n * dim].to_vec(),
+                y: s.y[..n].to_vec(),
+                dim,
+            }
+        }
+        None => synthetic(samples, dim, 1),
+    };
+    let samples = data.y.len().max(1);
+    let test = synthetic(1, dim, 2);
     let settings = Settings::sgd(repeats.max(1), 1e-3, batch_size, Reduction::Mean, 0);
     let history = run(&runner, &data, &test, &settings);
     let mut secs: Vec<f64> = history.iter().map(|s| s * 60_000.0 / samples as f64).collect();
@@ -172,7 +190,7 @@ mod tests {
             classes: 10,
             activation: Default::default(),
         };
-        let t = time_training(&spec, Choice::Auto, 32, 256, 2).unwrap();
+        let t = time_training(&spec, Choice::Auto, 32, 256, 2, None).unwrap();
         assert!(t.seconds_per_epoch_min > 0.0 && t.gflops > 0.0);
         assert!(t.seconds_per_epoch_median >= t.seconds_per_epoch_min);
     }

@@ -4,7 +4,8 @@
 use anyhow::Result;
 use clap::Args;
 use scratchnet::bench::{matmul_peak, peak_rss_mb, time_training};
-use scratchnet::data::mnist::{CLASSES, SIDE};
+use scratchnet::data::batches::{Normalize, Samples};
+use scratchnet::data::mnist::{CLASSES, Dataset, SIDE, Split, Verify, load_split};
 use scratchnet::kernels::{Choice, Kernels, Level, Resolved};
 use scratchnet::models::ModelSpec;
 
@@ -24,9 +25,17 @@ pub struct BenchArgs {
     /// Mini-batch size
     #[arg(long, default_value_t = 128, value_parser = batch_size)]
     batch_size: usize,
-    /// Synthetic samples per timed epoch (times are scaled to 60,000)
+    /// Samples per timed epoch (times are scaled to 60,000)
     #[arg(long, default_value_t = 15_360, value_parser = positive)]
     samples: usize,
+    /// What to train on: synthetic U(0, 1) inputs, or the first --samples MNIST training images
+    /// scaled to [0, 1] (from --data-dir, else $SCRATCHNET_DATA_DIR/mnist or the user cache), as
+    /// bench/run.sh's references do
+    #[arg(long, value_enum, default_value_t = BenchData::Synthetic)]
+    data: BenchData,
+    /// Folder holding MNIST's four IDX files, with --data mnist
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
     /// Timed epochs per configuration (min and median reported)
     #[arg(long, default_value_t = 5, value_parser = positive)]
     repeats: usize,
@@ -36,6 +45,13 @@ pub struct BenchArgs {
     /// One JSON object per line instead of the table (read by bench/compare.py)
     #[arg(long)]
     json: bool,
+}
+
+/// What `scratchnet bench` trains on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BenchData {
+    Synthetic,
+    Mnist,
 }
 
 /// The short name the reference scripts use: mlp256, cnn7x32.
@@ -77,7 +93,24 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .build()?
         .install(|| matmul_peak(products, 1024, 5));
     let all = matmul_peak(products, 1024, 5);
-    let time = |spec: &ModelSpec| time_training(spec, Choice::Auto, a.batch_size, a.samples, a.repeats);
+    let images = match a.data {
+        BenchData::Synthetic => None,
+        BenchData::Mnist => {
+            let dir = Dataset::Mnist.resolve_dir(a.data_dir.as_deref());
+            let raw = load_split(&dir, Dataset::Mnist, Split::Train, Verify::Checksum)?;
+            Some(Samples::from_raw(&raw, Normalize::Unit))
+        }
+    };
+    let time = |spec: &ModelSpec| {
+        time_training(
+            spec,
+            Choice::Auto,
+            a.batch_size,
+            a.samples,
+            a.repeats,
+            images.as_ref(),
+        )
+    };
     if a.json {
         for spec in &specs {
             let t = time(spec).map_err(anyhow::Error::msg)?;
@@ -86,6 +119,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 "model": short_name(spec),
                 "threads": threads,
                 "kernels": code.name(),
+                "data": if images.is_some() { "mnist" } else { "synthetic" },
                 "min": t.seconds_per_epoch_min,
                 "median": t.seconds_per_epoch_median,
                 "gflop_per_epoch": t.gflops * t.seconds_per_epoch_min,
@@ -101,9 +135,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "matrix-multiply speed (f32 1024³, best of 5): {one:.1} GFLOP/s on 1 thread, {all:.1} GFLOP/s on {threads}"
     );
     say!(
-        "training, batch {}, {threads} threads, synthetic data, {} samples per timed epoch scaled to 60,000:",
+        "training, batch {}, {threads} threads, {}, {} samples per timed epoch scaled to 60,000:",
         a.batch_size,
-        a.samples
+        if images.is_some() {
+            "the first MNIST training images scaled to [0, 1]"
+        } else {
+            "synthetic data"
+        },
+        images.as_ref().map_or(a.samples, |s| a.samples.min(s.y.len()))
     );
     say!("| model | s/epoch (min) | s/epoch (median) | samples/s | GFLOP/s | % of matmul speed |");
     say!("| --- | --- | --- | --- | --- | --- |");

@@ -7,11 +7,175 @@
 //! ```
 //! A layer with ten outputs uses the ten-output kernels (`kernels::dense10`),
 //! any other the strided products (`kernels::gemm`); ∂X of a wider layer is a
-//! general product (`linalg::matmul`).
+//! general product (`linalg::matmul`). The first layer, whose inputs are
+//! pixels and mostly 0, runs [`forward_input`]: on a level with a sparse
+//! product (`kernels::sparse`) it skips the zeros.
 
+use crate::data::batches::Samples;
 use crate::kernels::Kernels;
 use crate::kernels::dense10::OUTPUTS;
+use crate::kernels::sparse::{Columns, Rows};
 use crate::linalg::matmul;
+
+/// What the first layer's sparse products need: the inputs by rows and by
+/// columns, Wᵀ and ∂Wᵀ, and whether the last forward pass was sparse.
+#[derive(Clone, Debug, Default)]
+pub struct SparseInput {
+    rows: Rows,
+    cols: Columns,
+    wt: Vec<f32>,
+    gt: Vec<f32>,
+    /// Σ_k Wᵀ[k, :] and Σ_b δ[b, :], for a background other than 0.
+    sum: Vec<f32>,
+    used: bool,
+}
+
+/// Rows per pass of the sparse forward product, each pass taking the sparse
+/// path when at most half of its inputs are nonzero.
+pub const SPARSE_ROWS: usize = 256;
+
+/// The first layer's inputs: rows side by side, or rows of a training set
+/// read where they lie.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    Rows(&'a [f32]),
+    Gather(&'a Samples, &'a [u32]),
+}
+
+impl<'a> Input<'a> {
+    fn len(&self, dim: usize) -> usize {
+        match self {
+            Input::Rows(x) => x.len() / dim.max(1),
+            Input::Gather(_, ids) => ids.len(),
+        }
+    }
+
+    fn row(&self, b: usize, dim: usize) -> &'a [f32] {
+        match *self {
+            Input::Rows(x) => &x[b * dim..(b + 1) * dim],
+            Input::Gather(train, ids) => train.row(ids[b] as usize),
+        }
+    }
+
+    /// Rows `r` side by side: in place, or copied to the same rows of `scratch`.
+    pub fn contiguous<'s>(&self, r: std::ops::Range<usize>, dim: usize, scratch: &'s mut [f32]) -> &'s [f32]
+    where
+        'a: 's,
+    {
+        match *self {
+            Input::Rows(x) => &x[r.start * dim..r.end * dim],
+            Input::Gather(..) => {
+                let out = &mut scratch[r.start * dim..r.end * dim];
+                for (b, row) in r.zip(out.chunks_exact_mut(dim.max(1))) {
+                    row.copy_from_slice(self.row(b, dim));
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Y = X·Wᵀ + b for the first layer, whose inputs are pixels: on a level with
+/// sparse products, each pass of up to [`SPARSE_ROWS`] rows with at most half
+/// its inputs nonzero runs the sparse product (the bits of the dense product
+/// summed over the inputs in order, `kernels::sparse`); the other passes, and
+/// every pass on other levels, run `dense(rows, x, y)` on their rows side by
+/// side (gathered into the same rows of `scratch` when `input` gathers).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_input(
+    k: &Kernels,
+    input: Input,
+    n_in: usize,
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    s: &mut SparseInput,
+    scratch: &mut [f32],
+    mut dense: impl FnMut(usize, &[f32], &mut [f32]),
+) {
+    let (batch, n_out) = (input.len(n_in), b.len());
+    s.used = false;
+    let Some(sk) = k.sparse.filter(|_| n_in > 0 && n_out > 0 && batch > 0) else {
+        return dense(
+            batch,
+            input.contiguous(0..batch, n_in, scratch),
+            &mut y[..batch * n_out],
+        );
+    };
+    let mut transposed = false;
+    let mut all = true;
+    for (pass, y) in y[..batch * n_out].chunks_mut(SPARSE_ROWS * n_out).enumerate() {
+        let rows = pass * SPARSE_ROWS..pass * SPARSE_ROWS + y.len() / n_out;
+        // The background: the pass's first input (a corner pixel), which the
+        // density test below keeps honest.
+        s.rows.clear(n_in, input.row(rows.start, n_in)[0]);
+        for r in rows.clone() {
+            (sk.push_row)(&mut s.rows, input.row(r, n_in));
+        }
+        if s.rows.nonzeros() * 2 > rows.len() * n_in {
+            all = false;
+            dense(rows.len(), input.contiguous(rows, n_in, scratch), y);
+            continue;
+        }
+        if !transposed {
+            s.wt.resize(n_in * n_out, 0.0);
+            (sk.transpose)(n_out, n_in, w, n_in, &mut s.wt, n_out);
+            // Σ_k Wᵀ[k, j] in order of k, for the background's term.
+            s.sum.clear();
+            s.sum.resize(n_out, 0.0);
+            for row in s.wt.chunks_exact(n_out) {
+                for (acc, &v) in s.sum.iter_mut().zip(row) {
+                    *acc += v;
+                }
+            }
+            transposed = true;
+        }
+        for row in y.chunks_exact_mut(n_out) {
+            row.copy_from_slice(b);
+        }
+        (sk.forward)(&s.rows, n_out, &s.wt, n_out, y, n_out, &s.sum);
+    }
+    s.used = all && batch <= SPARSE_ROWS;
+}
+
+/// Whether the last [`forward_input`] ran the sparse product throughout (so
+/// that [`d_weight_input`] can use its inputs).
+pub fn sparse_used(s: &SparseInput) -> bool {
+    s.used
+}
+
+/// ∂W `[n, d]` = δᵀ·X for the first layer after [`forward_input`] (δ `[B, n]`
+/// at stride `ld`), by the sparse ∂W product when that pass was sparse
+/// throughout; returns false, leaving ∂W untouched, when it was not. The
+/// bits are those of the level's `gemm_tn` either way.
+pub fn d_weight_input(
+    k: &Kernels,
+    d_y: &[f32],
+    ld: usize,
+    n: usize,
+    d_w: &mut [f32],
+    s: &mut SparseInput,
+) -> bool {
+    let Some(sk) = k.sparse.filter(|_| s.used) else {
+        return false;
+    };
+    let (d, rows) = (s.rows.dim(), s.rows.rows());
+    s.cols.set(&s.rows);
+    s.gt.resize(d * n, 0.0);
+    s.sum.clear();
+    s.sum.resize(n, 0.0);
+    if s.rows.background() != 0.0 {
+        // Σ_b δ[b, j] in order of b, for the background's term.
+        for row in d_y.chunks(ld).take(rows) {
+            for (acc, &v) in s.sum.iter_mut().zip(&row[..n]) {
+                *acc += v;
+            }
+        }
+    }
+    (sk.d_weight_t)(&s.cols, n, d_y, ld, &mut s.gt, n, &s.sum);
+    (sk.transpose)(d, n, &s.gt, n, d_w, d);
+    true
+}
 
 /// Y = X·Wᵀ + b for `batch` rows.
 pub fn forward(k: &Kernels, batch: usize, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {

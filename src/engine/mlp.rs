@@ -34,6 +34,7 @@ pub struct FastMlpWorkspace {
     logits: Vec<f32>,
     d_h: Vec<f32>,
     dropout: Dropout<f32>,
+    sparse: dense::SparseInput,
 }
 
 impl Network<f32> for FastMlp {
@@ -57,6 +58,7 @@ impl Network<f32> for FastMlp {
             logits: vec![0.0; max_batch * self.net.classes],
             d_h: vec![0.0; max_batch * self.net.hidden],
             dropout: Dropout::new(max_batch * self.net.hidden),
+            sparse: dense::SparseInput::default(),
         }
     }
 
@@ -76,7 +78,18 @@ impl Network<f32> for FastMlp {
         let [w1, b1, w2, b2] = split(params, net.lens());
         let h = &mut ws.h[..batch * net.hidden];
         let logits = &mut ws.logits[..batch * net.classes];
-        dense::forward(k, batch, &x[..batch * net.input], w1, b1, h);
+        let x = &x[..batch * net.input];
+        dense::forward_input(
+            k,
+            dense::Input::Rows(x),
+            net.input,
+            w1,
+            b1,
+            h,
+            &mut ws.sparse,
+            &mut [],
+            |rows, x, h| dense::forward(k, rows, x, w1, b1, h),
+        );
         activate(k, net.activation, h);
         let h = ws.dropout.forward(h, net.hidden, noise);
         dense::forward(k, batch, h, w2, b2, logits);

@@ -57,6 +57,8 @@ struct Units {
     g_b1: Vec<f32>,
     /// ∂W₂[:, U] `[C, |U|]`.
     g_w2: Vec<f32>,
+    /// The sparse product's inputs by columns and W₁[U]ᵀ.
+    sparse: dense::SparseInput,
 }
 
 /// Buffers of the MLP step, sized once for the largest batch.
@@ -101,6 +103,7 @@ impl MlpStep {
                     g_w1: vec![0.0; n * d],
                     g_b1: vec![0.0; n],
                     g_w2: vec![0.0; c * n],
+                    sparse: dense::SparseInput::default(),
                 }
             })
             .collect();
@@ -138,19 +141,29 @@ impl MlpStep {
 
         // 1. Each block of units: its own copy of the batch's inputs (so that they
         //    are in its core's cache for both products), then
-        //    h[:, U] = act(x·W₁[U]ᵀ + b₁[U]).
+        //    h[:, U] = act(x·W₁[U]ᵀ + b₁[U]), by the sparse product where the
+        //    level has one.
         self.units.par_iter_mut().for_each(|u| {
-            let x = &mut u.x[..rows * d];
-            for (row, &i) in x.chunks_exact_mut(d).zip(batch.indices) {
-                batch.input(i, row);
-            }
-            let x = &u.x[..rows * d];
-            let n = u.range.len();
+            let (r, n) = (u.range.clone(), u.range.len());
+            let (w, b) = (&w1[r.start * d..r.end * d], &b1[r]);
+            // Unshifted rows are read where they lie (the dense product copies
+            // them into x); shifted ones are drawn into x first.
+            let (input, scratch) = if batch.shift > 0 {
+                for (row, &i) in u.x.chunks_exact_mut(d).zip(batch.indices) {
+                    batch.input(i, row);
+                }
+                (dense::Input::Rows(&u.x[..rows * d]), &mut [][..])
+            } else {
+                (dense::Input::Gather(batch.train, batch.indices), &mut u.x[..])
+            };
             let h = &mut u.h[..rows * n];
-            for row in h.chunks_exact_mut(n) {
-                row.copy_from_slice(&b1[u.range.clone()]);
-            }
-            (k.gemm_nt)(rows, n, d, x, d, &w1[u.range.start * d..], d, h, n);
+            dense::forward_input(k, input, d, w, b, h, &mut u.sparse, scratch, |rows, x, h| {
+                // The strided product even for a block of ten units.
+                for row in h.chunks_exact_mut(n) {
+                    row.copy_from_slice(b);
+                }
+                (k.gemm_nt)(rows, n, d, x, d, w, d, h, n);
+            });
             activate(k, net.activation, h);
         });
 
@@ -218,10 +231,7 @@ impl MlpStep {
             let d_z = &mut u.d_z[..rows * n];
             for (b, dz) in d_z.chunks_exact_mut(n).enumerate() {
                 // ∂L/∂h[b, U] = Σ_c δ₂[b, c]·W₂[c, U], summed over c in order.
-                dz.fill(0.0);
-                for (cls, &g) in d_logits[b * c..(b + 1) * c].iter().enumerate() {
-                    (kern.axpy)(dz, g, &w2[cls * hid + r.start..cls * hid + r.end]);
-                }
+                (kern.combine)(dz, c, &d_logits[b * c..(b + 1) * c], 1, &w2[r.start..], hid);
                 if dropping {
                     for (g, &mk) in dz.iter_mut().zip(&mask[b * hid + r.start..b * hid + r.end]) {
                         *g *= mk;
@@ -230,30 +240,40 @@ impl MlpStep {
             }
             net.activation.backward(&u.h[..rows * n], d_z);
             u.g_b1.fill(0.0);
-            u.g_w2.fill(0.0);
-            for (b, dz) in d_z.chunks_exact(n).enumerate() {
+            for dz in d_z.chunks_exact(n) {
                 for (acc, &g) in u.g_b1.iter_mut().zip(dz) {
                     *acc += g;
                 }
-                let h_in = &input[b * hid + r.start..b * hid + r.end];
-                for (cls, g_row) in u.g_w2.chunks_exact_mut(n).enumerate() {
-                    (kern.axpy)(g_row, d_logits[b * c + cls], h_in);
-                }
+            }
+            // ∂W₂[c, U] = Σ_b δ₂[b, c]·h[b, U], summed over b in order.
+            for (cls, g_row) in u.g_w2.chunks_exact_mut(n).enumerate() {
+                (kern.combine)(g_row, rows, &d_logits[cls..], c, &input[r.start..], hid);
             }
             // ∂W₁[U] = δ₁[:, U]ᵀ·x, in blocks of rows of ∂W₁ (the same bits as in
             // one product); after each block, a share of the next batch's rows is
             // requested from memory into this core's cache, so that the next
             // step's copy of them finds them there.
+            if kern.sparse.is_some() && !dense::sparse_used(&u.sparse) && batch.shift == 0 {
+                // The dense ∂W product reads x side by side, which a sparse
+                // forward pass did not gather.
+                for (row, &i) in u.x.chunks_exact_mut(d).zip(batch.indices) {
+                    row.copy_from_slice(train.row(i as usize));
+                }
+            }
             let x = &u.x[..rows * d];
-            let chunk = n.div_ceil(PREFETCH_ROUNDS).div_ceil(UNIT_ALIGN) * UNIT_ALIGN;
-            let mut upcoming = next;
-            let per_round = next.len().div_ceil(PREFETCH_ROUNDS);
-            for r0 in (0..n).step_by(chunk.max(1)) {
-                let m = chunk.min(n - r0);
-                (kern.gemm_tn)(m, d, rows, &d_z[r0..], n, x, d, &mut u.g_w1[r0 * d..], d);
-                let (ahead, rest) = upcoming.split_at(per_round.min(upcoming.len()));
-                prefetch(train, ahead);
-                upcoming = rest;
+            if dense::d_weight_input(kern, d_z, n, n, &mut u.g_w1, &mut u.sparse) {
+                prefetch(train, next);
+            } else {
+                let chunk = n.div_ceil(PREFETCH_ROUNDS).div_ceil(UNIT_ALIGN) * UNIT_ALIGN;
+                let mut upcoming = next;
+                let per_round = next.len().div_ceil(PREFETCH_ROUNDS);
+                for r0 in (0..n).step_by(chunk.max(1)) {
+                    let m = chunk.min(n - r0);
+                    (kern.gemm_tn)(m, d, rows, &d_z[r0..], n, x, d, &mut u.g_w1[r0 * d..], d);
+                    let (ahead, rest) = upcoming.split_at(per_round.min(upcoming.len()));
+                    prefetch(train, ahead);
+                    upcoming = rest;
+                }
             }
             opt.update(consts, w1, &u.g_w1, m, v);
         };

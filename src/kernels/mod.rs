@@ -29,6 +29,7 @@ pub mod gemm;
 pub mod pool;
 pub mod sigmoid;
 pub mod simd;
+pub mod sparse;
 pub mod vector;
 
 /// The environment variable that chooses the kernels.
@@ -172,10 +173,31 @@ pub fn from_env() -> Result<Choice, String> {
 
 /// y ← y + a·x
 pub type AxpyFn = fn(&mut [f32], f32, &[f32]);
+/// y = Σ_t a_t·x_t `(y, terms, a, a_stride, x, ld)` ([`vector::combine_portable`]).
+pub type CombineFn = fn(&mut [f32], usize, &[f32], usize, &[f32], usize);
 /// Σ aᵢ·bᵢ
 pub type DotFn = fn(&[f32], &[f32]) -> f32;
 /// A strided product `(m, n, k, a, lda, b, ldb, c, ldc)` ([`gemm`]).
 pub type GemmFn = fn(usize, usize, usize, &[f32], usize, &[f32], usize, &mut [f32], usize);
+/// The sparse forward product `(x by rows, n, wᵀ, ldw, c, ldc, Σ_k Wᵀ[k, :])` ([`sparse`]).
+pub type SparseForwardFn = fn(&sparse::Rows, usize, &[f32], usize, &mut [f32], usize, &[f32]);
+/// The sparse ∂W product `(x by columns, n, a, lda, gᵀ, ldg, Σ_b A[b, :])` ([`sparse`]).
+pub type SparseDWeightFn = fn(&sparse::Columns, usize, &[f32], usize, &mut [f32], usize, &[f32]);
+/// A transpose `(rows, cols, w, ld, wᵀ, ldt)` ([`sparse::transpose`]).
+pub type TransposeFn = fn(usize, usize, &[f32], usize, &mut [f32], usize);
+
+/// A level's first-layer products on sparse inputs ([`sparse`]).
+#[derive(Clone, Copy)]
+pub struct SparseKernels {
+    /// Appends a row of X ([`sparse::Rows::push`]).
+    pub push_row: fn(&mut sparse::Rows, &[f32]),
+    pub transpose: TransposeFn,
+    /// C += X·Wᵀ.
+    pub forward: SparseForwardFn,
+    /// Gᵀ = Xᵀ·A.
+    pub d_weight_t: SparseDWeightFn,
+}
+
 /// A ten-output product `(batch, a, b, out)` ([`dense10`]).
 pub type Dense10Fn = fn(usize, &[f32], &[f32], &mut [f32]);
 
@@ -217,10 +239,14 @@ pub struct Kernels {
     pub gemm_tn: GemmFn,
     pub sigmoid: fn(&mut [f32]),
     pub axpy: AxpyFn,
+    pub combine: CombineFn,
     pub dot: DotFn,
     pub dense10_forward: Dense10Fn,
     pub dense10_d_weight: Dense10Fn,
     pub dense10_d_input: Dense10Fn,
+    /// The first layer's products skipping zero inputs; `None` where the
+    /// level multiplies the dense rows (`gemm_nt`, `gemm_tn`).
+    pub sparse: Option<SparseKernels>,
     /// Direct convolution kernels; `None` where the level has none (the
     /// engine's convolution then uses its portable strategies).
     pub conv: Option<ConvKernels>,
@@ -250,10 +276,12 @@ const PORTABLE: Kernels = Kernels {
     gemm_tn: crate::linalg::gemm_tn::<f32>,
     sigmoid: sigmoid::sigmoid_portable,
     axpy: vector::axpy_portable,
+    combine: vector::combine_portable,
     dot: vector::dot_portable,
     dense10_forward: dense10::forward_portable::<f32>,
     dense10_d_weight: dense10::d_weight_portable::<f32>,
     dense10_d_input: dense10::d_input_portable::<f32>,
+    sparse: None,
     conv: None,
     pool_forward: pool::forward,
     pool_backward: pool::backward,
@@ -371,7 +399,10 @@ mod arm {
 /// [`Kernels::for_level`] hands out after checking the CPU has the level.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{ConvKernels, Kernels, Level, PORTABLE, conv, dense10, gemm, pool, sigmoid, vector};
+    use super::{
+        ConvKernels, Kernels, Level, PORTABLE, SparseKernels, conv, dense10, gemm, pool, sigmoid, sparse,
+        vector,
+    };
     use crate::linalg::{check_nt, check_tn};
 
     pub(super) const AVX2: Kernels = Kernels {
@@ -380,10 +411,17 @@ mod x86 {
         gemm_tn: gemm_tn_avx2,
         sigmoid: sigmoid_avx2,
         axpy: axpy_avx2,
+        combine: combine_avx2,
         dot: dot_avx2,
         dense10_forward: dense10_forward_avx2,
         dense10_d_weight: dense10_d_weight_avx2,
         dense10_d_input: dense10_d_input_avx2,
+        sparse: Some(SparseKernels {
+            push_row: sparse_push_row_avx2,
+            transpose: transpose_avx2,
+            forward: sparse_forward_avx2,
+            d_weight_t: sparse_d_weight_avx2,
+        }),
         conv: Some(conv_kernels!(avx2)),
         ..PORTABLE
     };
@@ -391,6 +429,7 @@ mod x86 {
     pub(super) const AVX512: Kernels = Kernels {
         level: Level::Avx512,
         axpy: axpy_avx2,
+        combine: combine_avx2,
         dot: dot_avx2,
         gemm_nt: gemm_nt_avx512,
         gemm_tn: gemm_tn_avx512,
@@ -398,6 +437,7 @@ mod x86 {
         dense10_forward: dense10_forward_avx512,
         dense10_d_weight: dense10_d_weight_avx512,
         dense10_d_input: dense10_d_input_avx512,
+        sparse: None,
         conv: Some(conv_kernels!(avx512)),
         pool_forward: pool_forward_avx512,
         pool_backward: pool_backward_avx512,
@@ -426,6 +466,10 @@ mod x86 {
         unsafe { vector::avx2::axpy(y, a, x) }
     }
 
+    fn combine_avx2(y: &mut [f32], terms: usize, a: &[f32], a_stride: usize, x: &[f32], ld: usize) {
+        unsafe { vector::avx2::combine(y, terms, a, a_stride, x, ld) }
+    }
+
     fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         unsafe { vector::avx2::dot(a, b) }
     }
@@ -452,6 +496,43 @@ mod x86 {
 
     fn dense10_d_input_avx512(batch: usize, d_y: &[f32], w: &[f32], d_x: &mut [f32]) {
         unsafe { dense10::avx512::d_input(batch, d_y, w, d_x) }
+    }
+
+    fn sparse_push_row_avx2(r: &mut sparse::Rows, row: &[f32]) {
+        unsafe { sparse::avx2::push(r, row) }
+    }
+
+    fn transpose_avx2(rows: usize, cols: usize, w: &[f32], ld: usize, wt: &mut [f32], ldt: usize) {
+        sparse::check_transpose(rows, cols, w, ld, wt, ldt);
+        unsafe { sparse::avx2::transpose(rows, cols, w.as_ptr(), ld, wt.as_mut_ptr(), ldt) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sparse_forward_avx2(
+        x: &sparse::Rows,
+        n: usize,
+        wt: &[f32],
+        ldw: usize,
+        c: &mut [f32],
+        ldc: usize,
+        sum: &[f32],
+    ) {
+        sparse::check_forward(x, n, wt, ldw, c, ldc, sum);
+        unsafe { sparse::avx2::forward(x, n, wt.as_ptr(), ldw, c.as_mut_ptr(), ldc, sum.as_ptr()) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sparse_d_weight_avx2(
+        x: &sparse::Columns,
+        n: usize,
+        a: &[f32],
+        lda: usize,
+        gt: &mut [f32],
+        ldg: usize,
+        sum: &[f32],
+    ) {
+        sparse::check_d_weight(x, n, a, lda, gt, ldg, sum);
+        unsafe { sparse::avx2::d_weight_t(x, n, a.as_ptr(), lda, gt.as_mut_ptr(), ldg, sum.as_ptr()) }
     }
 
     fn sigmoid_avx2(z: &mut [f32]) {
