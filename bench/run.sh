@@ -45,7 +45,9 @@ out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 for round in $(seq "$rounds"); do
   echo "== round $round of $rounds: scratchnet ($threads threads)" >&2
-  env "${scratchnet_env[@]}" target/release/scratchnet bench --json --threads "$threads" --hidden 256 --cnn 7x1,7x32 --repeats "$epochs" | tee -a "$out" >&2
+  # The same images as the references: all 60,000 MNIST training images, scaled to [0, 1].
+  env "${scratchnet_env[@]}" target/release/scratchnet bench --json --threads "$threads" --hidden 256 --cnn 7x1,7x32 \
+    --repeats "$epochs" --data mnist --samples 60000 | tee -a "$out" >&2
   # The machine may pin OpenBLAS to an old core type for safety; unset it here only, for a fair timing.
   echo "== NumPy reference ($threads BLAS threads, $epochs epochs of the 60,000 MNIST images)" >&2
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "${numpy_env[@]}" OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" \

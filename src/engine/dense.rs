@@ -133,7 +133,8 @@ pub fn forward_input(
         for row in y.chunks_exact_mut(n_out) {
             row.copy_from_slice(b);
         }
-        (sk.forward)(&s.rows, n_out, &s.wt, n_out, y, n_out, &s.sum);
+        s.cols.set(&s.rows);
+        (sk.forward)(&s.cols, n_out, &s.wt, n_out, y, n_out, &s.sum);
     }
     s.used = all && batch <= SPARSE_ROWS;
 }
@@ -159,8 +160,8 @@ pub fn d_weight_input(
     let Some(sk) = k.sparse.filter(|_| s.used) else {
         return false;
     };
+    // The forward pass left X by columns in s.cols.
     let (d, rows) = (s.rows.dim(), s.rows.rows());
-    s.cols.set(&s.rows);
     s.gt.resize(d * n, 0.0);
     s.sum.clear();
     s.sum.resize(n, 0.0);

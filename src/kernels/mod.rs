@@ -179,8 +179,8 @@ pub type CombineFn = fn(&mut [f32], usize, &[f32], usize, &[f32], usize);
 pub type DotFn = fn(&[f32], &[f32]) -> f32;
 /// A strided product `(m, n, k, a, lda, b, ldb, c, ldc)` ([`gemm`]).
 pub type GemmFn = fn(usize, usize, usize, &[f32], usize, &[f32], usize, &mut [f32], usize);
-/// The sparse forward product `(x by rows, n, wᵀ, ldw, c, ldc, Σ_k Wᵀ[k, :])` ([`sparse`]).
-pub type SparseForwardFn = fn(&sparse::Rows, usize, &[f32], usize, &mut [f32], usize, &[f32]);
+/// The sparse forward product `(x by columns, n, wᵀ, ldw, c, ldc, Σ_k Wᵀ[k, :])` ([`sparse`]).
+pub type SparseForwardFn = fn(&sparse::Columns, usize, &[f32], usize, &mut [f32], usize, &[f32]);
 /// The sparse ∂W product `(x by columns, n, a, lda, gᵀ, ldg, Σ_b A[b, :])` ([`sparse`]).
 pub type SparseDWeightFn = fn(&sparse::Columns, usize, &[f32], usize, &mut [f32], usize, &[f32]);
 /// A transpose `(rows, cols, w, ld, wᵀ, ldt)` ([`sparse::transpose`]).
@@ -509,7 +509,7 @@ mod x86 {
 
     #[allow(clippy::too_many_arguments)]
     fn sparse_forward_avx2(
-        x: &sparse::Rows,
+        x: &sparse::Columns,
         n: usize,
         wt: &[f32],
         ldw: usize,

@@ -4,15 +4,17 @@
 //! X = c + X′ (X′ zero on the background),
 //!
 //! ```text
-//! forward  C[b, j] += Σ_{k : X[b, k] ≠ c} X′[b, k]·Wᵀ[k, j]  +  c·Σ_k Wᵀ[k, j]     X by rows ([`Rows`])
-//! ∂W       Gᵀ[k, j]  = Σ_{b : X[b, k] ≠ c} X′[b, k]·A[b, j]   +  c·Σ_b A[b, j]      X by columns ([`Columns`]), A = δ
+//! forward  C[b, j] += Σ_{k : X[b, k] ≠ c} X′[b, k]·Wᵀ[k, j]  +  c·Σ_k Wᵀ[k, j]
+//! ∂W       Gᵀ[k, j]  = Σ_{b : X[b, k] ≠ c} X′[b, k]·A[b, j]   +  c·Σ_b A[b, j]      A = δ
 //! ```
-//! (the c terms are left out when c = 0). The forward product keeps a block
-//! of one output row in registers and runs over that sample's entries in
-//! increasing k; ∂W keeps a block of one row of Gᵀ (one input, many units)
-//! in registers and runs over the samples with an entry in that column, in
-//! increasing b. Both sum with fused multiply-adds, the forward product from
-//! C's value (the bias), ∂W from zero, and add the c term last.
+//! (the c terms are left out when c = 0). Both run over X by columns: for each
+//! input k, the forward product holds a block of Wᵀ's row k in registers and
+//! adds it into the rows of C (in L1) of the samples with an entry there;
+//! ∂W holds a block of Gᵀ's row k in registers and sums over those samples
+//! in increasing b. Each sum uses fused multiply-adds, the forward product's
+//! over k in increasing order from C's value (the bias), ∂W's from zero, and
+//! the c term comes last. [`Rows`] is how a batch is read in (one pass over
+//! each sample), [`Columns`] the same entries regrouped.
 //!
 //! With c = 0 no bit differs from the dense products for finite values: a
 //! skipped term is ±0, and adding ±0 leaves a sum unchanged unless the sum is
@@ -214,9 +216,9 @@ fn extent(r: usize, n: usize, ld: usize) -> usize {
 
 /// Checks the forward product's operands: Wᵀ `x.dim()` rows of n values at
 /// stride `ldw`, C `x.rows()` rows of n at stride `ldc`.
-pub fn check_forward(x: &Rows, n: usize, wt: &[f32], ldw: usize, c: &[f32], ldc: usize, sum: &[f32]) {
+pub fn check_forward(x: &Columns, n: usize, wt: &[f32], ldw: usize, c: &[f32], ldc: usize, sum: &[f32]) {
     assert!(
-        x.background() == 0.0 || sum.len() >= n,
+        x.background == 0.0 || sum.len() >= n,
         "sparse product: {} sums for {n} columns",
         sum.len()
     );
@@ -317,14 +319,16 @@ fn tail_bits(left: usize) -> u16 {
     }
 }
 
-/// The forward product at one level, NV vectors of C per block.
+/// The forward product at one level, NV vectors of C per block: for each
+/// input k, its row of Wᵀ in registers meets every sample with an entry there
+/// (C's rows stay in L1 while the rows of Wᵀ stream past once).
 ///
 /// # Safety
 /// Inside the level's target features, on a CPU that has them, with the
 /// extents [`check_forward`] asserts; C must not overlap Wᵀ.
 #[inline(always)]
 pub(crate) unsafe fn forward<V: F32x16, const NV: usize>(
-    x: &Rows,
+    x: &Columns,
     n: usize,
     wt: *const f32,
     ldw: usize,
@@ -332,48 +336,53 @@ pub(crate) unsafe fn forward<V: F32x16, const NV: usize>(
     ldc: usize,
     sum: *const f32,
 ) {
-    let bg = x.background();
+    let bg = x.background;
     unsafe {
         let mut j0 = 0;
         while j0 + NV * L <= n {
-            for b in 0..x.rows() {
-                let (cols, values) = x.row(b);
-                let out = c.add(b * ldc + j0);
-                let mut acc: [V; NV] = std::array::from_fn(|j| V::load(out.add(L * j)));
-                for (&k, &v) in cols.iter().zip(values) {
-                    let (xv, w) = (V::splat(v), wt.add(k as usize * ldw + j0));
-                    for (j, acc) in acc.iter_mut().enumerate() {
-                        *acc = V::mul_add(xv, V::load(w.add(L * j)), *acc);
+            for k in 0..x.dim() {
+                let (rows, values) = x.column(k);
+                if rows.is_empty() {
+                    continue;
+                }
+                let w: [V; NV] = std::array::from_fn(|j| V::load(wt.add(k * ldw + j0 + L * j)));
+                for (&b, &v) in rows.iter().zip(values) {
+                    let (xv, out) = (V::splat(v), c.add(b as usize * ldc + j0));
+                    for (j, &w) in w.iter().enumerate() {
+                        V::mul_add(xv, w, V::load(out.add(L * j))).store(out.add(L * j));
                     }
                 }
-                if bg != 0.0 {
-                    for (j, acc) in acc.iter_mut().enumerate() {
-                        *acc = V::mul_add(V::splat(bg), V::load(sum.add(j0 + L * j)), *acc);
+            }
+            if bg != 0.0 {
+                let s: [V; NV] = std::array::from_fn(|j| V::load(sum.add(j0 + L * j)));
+                for b in 0..x.rows() {
+                    let out = c.add(b * ldc + j0);
+                    for (j, &s) in s.iter().enumerate() {
+                        V::mul_add(V::splat(bg), s, V::load(out.add(L * j))).store(out.add(L * j));
                     }
-                }
-                for (j, acc) in acc.iter().enumerate() {
-                    acc.store(out.add(L * j));
                 }
             }
             j0 += NV * L;
         }
         while j0 < n {
             let mask = V::mask(tail_bits(n - j0));
-            for b in 0..x.rows() {
-                let (cols, values) = x.row(b);
-                let out = c.add(b * ldc + j0);
-                let mut acc = V::load_masked(mask, out);
-                for (&k, &v) in cols.iter().zip(values) {
-                    acc = V::mul_add(
-                        V::splat(v),
-                        V::load_masked(mask, wt.add(k as usize * ldw + j0)),
-                        acc,
-                    );
+            for k in 0..x.dim() {
+                let (rows, values) = x.column(k);
+                if rows.is_empty() {
+                    continue;
                 }
-                if bg != 0.0 {
-                    acc = V::mul_add(V::splat(bg), V::load_masked(mask, sum.add(j0)), acc);
+                let w = V::load_masked(mask, wt.add(k * ldw + j0));
+                for (&b, &v) in rows.iter().zip(values) {
+                    let out = c.add(b as usize * ldc + j0);
+                    V::mul_add(V::splat(v), w, V::load_masked(mask, out)).store_masked(mask, out);
                 }
-                acc.store_masked(mask, out);
+            }
+            if bg != 0.0 {
+                let s = V::load_masked(mask, sum.add(j0));
+                for b in 0..x.rows() {
+                    let out = c.add(b * ldc + j0);
+                    V::mul_add(V::splat(bg), s, V::load_masked(mask, out)).store_masked(mask, out);
+                }
             }
             j0 += L;
         }
@@ -442,8 +451,8 @@ pub(crate) unsafe fn d_weight_t<V: F32x16, const NV: usize>(
 }
 
 /// The AVX2 + FMA instances: both products in blocks of 4 vectors (64
-/// columns, 8 accumulator registers), the row build by compares and a
-/// permutation table, the transpose in 8×8 tiles.
+/// columns, 8 registers), the row build by compares and a permutation
+/// table, the transpose in 8×8 tiles.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2 {
     use super::{Columns, Rows};
@@ -533,7 +542,7 @@ pub mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn forward(
-        x: &Rows,
+        x: &Columns,
         n: usize,
         wt: *const f32,
         ldw: usize,
@@ -752,14 +761,14 @@ mod tests {
                 let c0 = random_vec(rows * ldc, &mut rng);
                 let mut want = c0.clone();
                 forward_portable(rows, d, n, &x, &wt, ldw, &mut want, ldc);
+                let mut cols = Columns::default();
+                cols.set(&r);
                 let mut got = c0.clone();
-                (sparse.forward)(&r, n, &wt, ldw, &mut got, ldc, &[]);
+                (sparse.forward)(&cols, n, &wt, ldw, &mut got, ldc, &[]);
                 assert!(bits(&got) == bits(&want), "{} forward {rows}x{d}x{n}", kern.level);
 
                 // ∂W: δ [rows, n] at stride n + 2; Gᵀ [d, n] at stride n + 4.
                 let delta = random_vec(rows * (n + 2), &mut rng);
-                let mut cols = Columns::default();
-                cols.set(&r);
                 let mut gt = vec![f32::NAN; d * (n + 4)];
                 (sparse.d_weight_t)(&cols, n, &delta, n + 2, &mut gt, n + 4, &[]);
                 let mut g = vec![f32::NAN; n * d];
@@ -798,14 +807,14 @@ mod tests {
                 assert!(r.nonzeros() < rows * d / 2, "most inputs are the background");
                 let wt = random_vec(d * n, &mut rng);
                 let sum: Vec<f32> = (0..n).map(|j| (0..d).map(|k| wt[k * n + j]).sum()).collect();
+                let mut cols = Columns::default();
+                cols.set(&r);
                 let mut y = vec![0.0f32; rows * n];
-                (sparse.forward)(&r, n, &wt, n, &mut y, n, &sum);
+                (sparse.forward)(&cols, n, &wt, n, &mut y, n, &sum);
                 let delta = random_vec(rows * n, &mut rng);
                 let dsum: Vec<f32> = (0..n)
                     .map(|j| (0..rows).map(|b| delta[b * n + j]).sum())
                     .collect();
-                let mut cols = Columns::default();
-                cols.set(&r);
                 let mut gt = vec![0.0f32; d * n];
                 (sparse.d_weight_t)(&cols, n, &delta, n, &mut gt, n, &dsum);
                 let tol = |terms: usize| 1e-5 * (terms as f64).sqrt() * 8.0;
@@ -847,7 +856,7 @@ mod tests {
             let short = [0.0f32; 8];
             let mut out = [0.0f32; 8];
             assert!(
-                std::panic::catch_unwind(|| (sparse.forward)(&r, 4, &short, 4, &mut out.clone(), 4, &[]))
+                std::panic::catch_unwind(|| (sparse.forward)(&cols, 4, &short, 4, &mut out.clone(), 4, &[]))
                     .is_err()
             );
             assert!(
@@ -865,10 +874,20 @@ mod tests {
             // A background needs its sums.
             let mut r = Rows::default();
             r.set(&[1.0, 0.5, 2.0, 0.5, 3.0, 0.5], 2, 3, 0.5);
+            let mut cols = Columns::default();
+            cols.set(&r);
             let wt = [0.0f32; 12];
             assert!(
-                std::panic::catch_unwind(|| (sparse.forward)(&r, 4, &wt, 4, &mut out.clone(), 4, &[0.0; 3]))
-                    .is_err()
+                std::panic::catch_unwind(|| (sparse.forward)(
+                    &cols,
+                    4,
+                    &wt,
+                    4,
+                    &mut out.clone(),
+                    4,
+                    &[0.0; 3]
+                ))
+                .is_err()
             );
             assert!(
                 std::panic::catch_unwind(move || (sparse.transpose)(3, 4, &short, 4, &mut out, 3)).is_err()
