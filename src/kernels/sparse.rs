@@ -451,8 +451,9 @@ pub(crate) unsafe fn d_weight_t<V: F32x16, const NV: usize>(
 }
 
 /// The AVX2 + FMA instances: both products in blocks of 4 vectors (64
-/// columns, 8 registers), the row build by compares and a permutation
-/// table, the transpose in 8×8 tiles.
+/// columns, 8 registers; the forward product 2 for more than 128 samples),
+/// the row build by compares and a permutation table, the transpose in 8×8
+/// tiles.
 #[cfg(target_arch = "x86_64")]
 pub mod avx2 {
     use super::{Columns, Rows};
@@ -550,8 +551,16 @@ pub mod avx2 {
         ldc: usize,
         sum: *const f32,
     ) {
-        // SAFETY: as this function's; AVX2 and FMA are enabled here.
-        unsafe { super::forward::<crate::kernels::simd::Avx2, 4>(x, n, wt, ldw, c, ldc, sum) }
+        // SAFETY: as this function's; AVX2 and FMA are enabled here. Blocks
+        // of 64 columns keep the outputs of up to 128 samples in L1 (32 KB),
+        // blocks of 32 those of 256; the bits do not depend on the block.
+        unsafe {
+            if x.rows() <= 128 {
+                super::forward::<crate::kernels::simd::Avx2, 4>(x, n, wt, ldw, c, ldc, sum)
+            } else {
+                super::forward::<crate::kernels::simd::Avx2, 2>(x, n, wt, ldw, c, ldc, sum)
+            }
+        }
     }
 
     /// # Safety
@@ -749,7 +758,14 @@ mod tests {
         let mut rng = Rng::new(31, 0);
         for kern in Kernels::available() {
             let Some(sparse) = kern.sparse else { continue };
-            for &(rows, d, n) in &[(1, 1, 1), (5, 33, 17), (128, 784, 128), (7, 20, 70), (3, 16, 64)] {
+            for &(rows, d, n) in &[
+                (1, 1, 1),
+                (5, 33, 17),
+                (128, 784, 128),
+                (7, 20, 70),
+                (3, 16, 64),
+                (200, 40, 130),
+            ] {
                 let x = sparse_rows(rows, d, &mut rng);
                 let mut r = Rows::default();
                 r.clear(d, 0.0);
