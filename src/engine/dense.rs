@@ -31,7 +31,7 @@ pub struct SparseInput {
 }
 
 /// Rows per pass of the sparse forward product, each pass taking the sparse
-/// path when at most half of its inputs are nonzero.
+/// path when its first row and the whole pass have at most half their inputs off the background.
 pub const SPARSE_ROWS: usize = 256;
 
 /// The first layer's inputs: rows side by side, or rows of a training set
@@ -76,8 +76,9 @@ impl<'a> Input<'a> {
 }
 
 /// Y = X·Wᵀ + b for the first layer, whose inputs are pixels: on a level with
-/// sparse products, each pass of up to [`SPARSE_ROWS`] rows with at most half
-/// its inputs nonzero runs the sparse product (the bits of the dense product
+/// sparse products, each pass of up to [`SPARSE_ROWS`] rows whose first row
+/// and whole have at most half their inputs off the background (the pass's
+/// first input) runs the sparse product (the bits of the dense product
 /// summed over the inputs in order, `kernels::sparse`); the other passes, and
 /// every pass on other levels, run `dense(rows, x, y)` on their rows side by
 /// side (gathered into the same rows of `scratch` when `input` gathers).
@@ -109,10 +110,15 @@ pub fn forward_input(
         // The background: the pass's first input (a corner pixel), which the
         // density test below keeps honest.
         s.rows.clear(n_in, input.row(rows.start, n_in)[0]);
-        for r in rows.clone() {
-            (sk.push_row)(&mut s.rows, input.row(r, n_in));
+        // Dense inputs show in the first row already: stop reading them there.
+        (sk.push_row)(&mut s.rows, input.row(rows.start, n_in));
+        let sparse_start = s.rows.nonzeros() * 2 <= n_in;
+        if sparse_start {
+            for r in rows.start + 1..rows.end {
+                (sk.push_row)(&mut s.rows, input.row(r, n_in));
+            }
         }
-        if s.rows.nonzeros() * 2 > rows.len() * n_in {
+        if !sparse_start || s.rows.nonzeros() * 2 > rows.len() * n_in {
             all = false;
             dense(rows.len(), input.contiguous(rows, n_in, scratch), y);
             continue;
