@@ -1,6 +1,7 @@
 //! Criterion benches: the matrix products of the MLP (general and the dense
 //! layer's own kernels), the ten-output layer's kernels against the general
-//! product, the optimiser step, the engine's convolution against the
+//! product, the sparse first layer's kernels against the dense ones, the
+//! optimiser step, the engine's convolution against the
 //! textbook's im2col and product, and whole training epochs of each model on
 //! synthetic data. Kernels at the level `SCRATCHNET_KERNELS` chooses (default:
 //! the fastest this CPU has). `cargo bench --bench kernels`; compare runs with criterion's
@@ -78,6 +79,62 @@ fn dense_products(c: &mut Criterion) {
     });
     g.bench_function("dW = dZᵀ·X, matrix product", |bench| {
         bench.iter(|| one.install(|| matmul_at_b(h, b, d, &dz, &x, 0.0, &mut dw)))
+    });
+    g.finish();
+}
+
+/// The sparse first layer's pieces (`kernels::sparse`, levels that have it)
+/// on the operands of `dense_products`, with 19 % of the inputs nonzero at
+/// random places (MNIST's share; real digits cluster theirs): reading the
+/// rows, regrouping them by input, both products and the two transposes.
+fn sparse_first_layer(c: &mut Criterion) {
+    use scratchnet::kernels::sparse::{Columns, Rows};
+    let k = kernels();
+    let Some(sk) = k.sparse else { return };
+    let h = 128;
+    let (b, d, _, w, dz) = layer_operands(h);
+    let mut rng = Rng::new(4, 0);
+    let x: Vec<f32> = (0..b * d)
+        .map(|_| {
+            if rng.next_f64() < 0.19 {
+                rng.next_f64() as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mut g = c.benchmark_group("sparse first layer 128x784, 128 units, 19 % nonzero");
+    let (mut rows, mut cols) = (Rows::default(), Columns::default());
+    g.bench_function("read the rows", |bench| {
+        bench.iter(|| {
+            rows.clear(d, 0.0);
+            for r in x.chunks_exact(d) {
+                (sk.push_row)(&mut rows, r);
+            }
+        })
+    });
+    g.bench_function("regroup by input", |bench| bench.iter(|| cols.set(&rows)));
+    let mut wt = vec![0.0; d * h];
+    g.bench_function("transpose W", |bench| {
+        bench.iter(|| (sk.transpose)(h, d, &w, d, &mut wt, h))
+    });
+    let mut z = vec![0.0; b * h];
+    g.bench_function("forward X·Wᵀ, sparse", |bench| {
+        bench.iter(|| (sk.forward)(&cols, h, &wt, h, &mut z, h, &[]))
+    });
+    g.bench_function("forward X·Wᵀ, dense kernel", |bench| {
+        bench.iter(|| (k.gemm_nt)(b, h, d, &x, d, &w, d, &mut z, h))
+    });
+    let mut gt = vec![0.0; d * h];
+    g.bench_function("dWᵀ = Xᵀ·dZ, sparse", |bench| {
+        bench.iter(|| (sk.d_weight_t)(&cols, h, &dz, h, &mut gt, h, &[]))
+    });
+    let mut dw = vec![0.0; h * d];
+    g.bench_function("transpose dWᵀ", |bench| {
+        bench.iter(|| (sk.transpose)(d, h, &gt, h, &mut dw, d))
+    });
+    g.bench_function("dW = dZᵀ·X, dense kernel", |bench| {
+        bench.iter(|| (k.gemm_tn)(h, d, b, &dz, h, &x, d, &mut dw, d))
     });
     g.finish();
 }
@@ -283,6 +340,7 @@ criterion_group!(
     pool,
     matmul,
     dense_products,
+    sparse_first_layer,
     output_layer,
     update,
     conv,
