@@ -83,7 +83,10 @@
 //!   polynomials). The convolution's kernels and the dense ∂W product are
 //!   written once over a 16-lane vector type and give the same bits at
 //!   `avx512`, `avx2` and `neon`; the ten-output layer and the vector loops
-//!   give the same bits at every level. `reference` gives other bits again
+//!   give the same bits at every level. At `avx2` the MLP's first layer skips
+//!   the inputs at the background value (`kernels::sparse`): its sums run over
+//!   the other inputs in order, and which batches take that path depends on
+//!   their inputs. `reference` gives other bits again
 //!   (general products instead of the engine's). Different bits agree within rounding
 //!   (the engine-against-textbook tests state their tolerances).
 //!

@@ -139,10 +139,10 @@ impl MlpStep {
             *y = batch.train.y[i as usize];
         }
 
-        // 1. Each block of units: its own copy of the batch's inputs (so that they
-        //    are in its core's cache for both products), then
-        //    h[:, U] = act(x·W₁[U]ᵀ + b₁[U]), by the sparse product where the
-        //    level has one.
+        // 1. Each block of units: the batch's inputs in its core's cache for
+        //    both products (a copy of its own for the dense products, the
+        //    entries off the background for the sparse ones), then
+        //    h[:, U] = act(x·W₁[U]ᵀ + b₁[U]).
         self.units.par_iter_mut().for_each(|u| {
             let (r, n) = (u.range.clone(), u.range.len());
             let (w, b) = (&w1[r.start * d..r.end * d], &b1[r]);
@@ -249,10 +249,11 @@ impl MlpStep {
             for (cls, g_row) in u.g_w2.chunks_exact_mut(n).enumerate() {
                 (kern.combine)(g_row, rows, &d_logits[cls..], c, &input[r.start..], hid);
             }
-            // ∂W₁[U] = δ₁[:, U]ᵀ·x, in blocks of rows of ∂W₁ (the same bits as in
-            // one product); after each block, a share of the next batch's rows is
-            // requested from memory into this core's cache, so that the next
-            // step's copy of them finds them there.
+            // ∂W₁[U] = δ₁[:, U]ᵀ·x: by the sparse product after a sparse forward
+            // pass, else in blocks of rows of ∂W₁ (the same bits as in one
+            // product). The next batch's rows are requested from memory into
+            // this core's cache meanwhile (after each block of the dense
+            // product), so that the next step's reading of them finds them there.
             if kern.sparse.is_some() && !dense::sparse_used(&u.sparse) && batch.shift == 0 {
                 // The dense ∂W product reads x side by side, which a sparse
                 // forward pass did not gather.

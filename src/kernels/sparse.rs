@@ -209,69 +209,48 @@ impl Columns {
     }
 }
 
-/// Values held by `r` rows of n at stride `ld`.
-fn extent(r: usize, n: usize, ld: usize) -> usize {
-    if r == 0 || n == 0 { 0 } else { (r - 1) * ld + n }
+/// Checks that `m` holds `rows` rows of `cols` values at stride `ld`.
+fn check_matrix(what: &str, name: &str, m: &[f32], rows: usize, cols: usize, ld: usize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(cols <= ld, "{what}: {name} stride {ld} < {cols}");
+    assert!(
+        m.len() >= (rows - 1) * ld + cols,
+        "{what}: {name} holds {} values",
+        m.len()
+    );
+}
+
+/// Checks the n sums a background other than 0 needs.
+fn check_sums(what: &str, x: &Columns, n: usize, sum: &[f32]) {
+    assert!(
+        x.background == 0.0 || sum.len() >= n,
+        "{what}: {} sums for {n} columns",
+        sum.len()
+    );
 }
 
 /// Checks the forward product's operands: Wᵀ `x.dim()` rows of n values at
-/// stride `ldw`, C `x.rows()` rows of n at stride `ldc`.
+/// stride `ldw`, C `x.rows()` rows of n at stride `ldc`, and the sums.
 pub fn check_forward(x: &Columns, n: usize, wt: &[f32], ldw: usize, c: &[f32], ldc: usize, sum: &[f32]) {
-    assert!(
-        x.background == 0.0 || sum.len() >= n,
-        "sparse product: {} sums for {n} columns",
-        sum.len()
-    );
-    assert!(n <= ldw || x.dim() == 0, "sparse product: Wᵀ stride {ldw} < {n}");
-    assert!(n <= ldc || x.rows() == 0, "sparse product: C stride {ldc} < {n}");
-    assert!(
-        wt.len() >= extent(x.dim(), n, ldw),
-        "sparse product: Wᵀ holds {} values",
-        wt.len()
-    );
-    assert!(
-        c.len() >= extent(x.rows(), n, ldc),
-        "sparse product: C holds {} values",
-        c.len()
-    );
+    check_sums("sparse product", x, n, sum);
+    check_matrix("sparse product", "Wᵀ", wt, x.dim(), n, ldw);
+    check_matrix("sparse product", "C", c, x.rows(), n, ldc);
 }
 
 /// Checks ∂W's operands: A `x.rows()` rows of n at stride `lda`, Gᵀ
-/// `x.dim()` rows of n at stride `ldg`.
+/// `x.dim()` rows of n at stride `ldg`, and the sums.
 pub fn check_d_weight(x: &Columns, n: usize, a: &[f32], lda: usize, gt: &[f32], ldg: usize, sum: &[f32]) {
-    assert!(
-        x.background == 0.0 || sum.len() >= n,
-        "sparse ∂W: {} sums for {n} columns",
-        sum.len()
-    );
-    assert!(n <= lda || x.rows() == 0, "sparse ∂W: A stride {lda} < {n}");
-    assert!(n <= ldg || x.dim() == 0, "sparse ∂W: Gᵀ stride {ldg} < {n}");
-    assert!(
-        a.len() >= extent(x.rows(), n, lda),
-        "sparse ∂W: A holds {} values",
-        a.len()
-    );
-    assert!(
-        gt.len() >= extent(x.dim(), n, ldg),
-        "sparse ∂W: Gᵀ holds {} values",
-        gt.len()
-    );
+    check_sums("sparse ∂W", x, n, sum);
+    check_matrix("sparse ∂W", "A", a, x.rows(), n, lda);
+    check_matrix("sparse ∂W", "Gᵀ", gt, x.dim(), n, ldg);
 }
 
 /// Checks a transpose of W `[rows, cols]` (stride `ld`) into Wᵀ `[cols, rows]` (stride `ldt`).
 pub fn check_transpose(rows: usize, cols: usize, w: &[f32], ld: usize, wt: &[f32], ldt: usize) {
-    assert!(cols <= ld || rows == 0, "transpose: W stride {ld} < {cols}");
-    assert!(rows <= ldt || cols == 0, "transpose: Wᵀ stride {ldt} < {rows}");
-    assert!(
-        w.len() >= extent(rows, cols, ld),
-        "transpose: W holds {} values",
-        w.len()
-    );
-    assert!(
-        wt.len() >= extent(cols, rows, ldt),
-        "transpose: Wᵀ holds {} values",
-        wt.len()
-    );
+    check_matrix("transpose", "W", w, rows, cols, ld);
+    check_matrix("transpose", "Wᵀ", wt, cols, rows, ldt);
 }
 
 /// C\[b, j\] += Σ_k X\[b, k\]·Wᵀ\[k, j\] on dense rows X `[rows, d]`, k in
